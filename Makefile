@@ -1,0 +1,116 @@
+# rlaif - Reinforcement Learning from AI Feedback, an MPI program in C.
+#
+#   make                 build build/rlaif (release)
+#   make VARIANT=debug   build build/debug/rlaif   (-O0 -g)
+#   make VARIANT=san     build build/san/rlaif     (AddressSanitizer + UBSan)
+#   make deps            install the Debian packages the project needs (or print the command)
+#   make run             the main job: every stage of input/quickstart.yaml
+#   make test            all tests; the last line reads "N passed, N failed"
+#   make bench           throughput figures, each next to its reference measured in the same run
+#   make format          clang-format the tree; make format-check verifies it
+
+VARIANT ?= release
+WERROR  ?= 1
+PYTHON  ?= /usr/bin/python3
+NP      ?= 4
+
+ifeq ($(VARIANT),release)
+  OBJDIR := build/release
+  BIN    := build/rlaif
+  OPT    := -O3 -march=native -g
+else ifeq ($(VARIANT),debug)
+  OBJDIR := build/debug
+  BIN    := $(OBJDIR)/rlaif
+  OPT    := -O0 -g3
+else ifeq ($(VARIANT),san)
+  OBJDIR := build/san
+  BIN    := $(OBJDIR)/rlaif
+  OPT    := -O1 -g -march=native -fno-omit-frame-pointer -fsanitize=address,undefined \
+            -fno-sanitize-recover=undefined
+else
+  $(error VARIANT must be release, debug or san, not '$(VARIANT)')
+endif
+
+CC       := mpicc
+PKGS     := openblas hdf5-openmpi yaml-0.1 libpcre2-8
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+            -Wwrite-strings -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
+ifeq ($(WERROR),1)
+  WARN   += -Werror
+endif
+# pkg-config is only asked once the deps are in place, so that 'make deps' works on a bare machine.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   := -std=gnu11 $(OPT) $(WARN) -Iinclude -I$(OBJDIR) -MMD -MP
+LDLIBS    = $(PKG_LIBS) -lm -lpthread
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+SRCS     := $(wildcard src/*.c)
+OBJS     := $(SRCS:src/%.c=$(OBJDIR)/obj/%.o)
+LIBOBJS  := $(filter-out $(OBJDIR)/obj/main.o,$(OBJS))
+UNIT_SRCS:= $(wildcard tests/unit/test_*.c) $(wildcard tests/mpi/test_*.c)
+UNIT_BINS:= $(UNIT_SRCS:tests/%.c=$(OBJDIR)/tests/%)
+
+.PHONY: all deps deps-test run test test-build bench report format format-check clean \
+        FORCE check-decks fuzz
+all: $(BIN)
+
+# ---------------------------------------------------------------- dependencies
+DEPS_RUN  := gcc make pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-openmpi-dev \
+             hdf5-tools libyaml-dev libpcre2-dev python3-h5py python3-matplotlib python3-numpy
+DEPS_TEST := $(DEPS_RUN) libcmocka-dev python3-torch clang libclang-rt-14-dev
+
+deps:
+	@tools/deps.sh $(DEPS_RUN)
+deps-test:
+	@tools/deps.sh $(DEPS_TEST)
+
+# ---------------------------------------------------------------- build
+$(OBJDIR)/build_info.h: FORCE
+	@mkdir -p $(OBJDIR)
+	@tools/build_info.sh "$(CC)" "$(CFLAGS)" > $@.new
+	@cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
+
+$(OBJDIR)/obj/%.o: src/%.c | $(OBJDIR)/build_info.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(OBJDIR)/obj/version.o: $(OBJDIR)/build_info.h
+
+$(BIN): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(OBJDIR)/tests/%: tests/%.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(LIBOBJS) $(LDLIBS) $(CMOCKA_LIBS)
+
+test-build: $(BIN) $(UNIT_BINS)
+
+# ---------------------------------------------------------------- jobs
+run: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	tools/mpirun.sh -np $(NP) $(BIN) run input/quickstart.yaml $(RUN_FLAGS)
+
+test: deps-test
+	@$(MAKE) --no-print-directory test-build
+	@BIN=$(BIN) OBJDIR=$(OBJDIR) PYTHON=$(PYTHON) VARIANT=$(VARIANT) tests/run.sh
+
+bench: deps-test
+	@$(MAKE) --no-print-directory $(BIN)
+	@BIN=$(BIN) PYTHON=$(PYTHON) tools/bench.sh
+
+report:
+	$(PYTHON) analysis/report.py $${RUN_DIR:-runs/quickstart}
+
+format:
+	clang-format -i src/*.c include/*.h tests/*/*.c
+format-check:
+	@clang-format --dry-run --Werror src/*.c include/*.h tests/*/*.c && echo "format: clean"
+
+clean:
+	rm -rf build
+
+FORCE:
+
+-include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
