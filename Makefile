@@ -8,6 +8,7 @@
 #   make test            all tests; the last line reads "N passed, N failed"
 #   make bench           throughput figures, each next to its reference measured in the same run
 #   make format          clang-format the tree; make format-check verifies it
+#   V=1                  show the full compiler command lines
 
 VARIANT ?= release
 WERROR  ?= 1
@@ -34,7 +35,7 @@ endif
 CC       := mpicc
 PKGS     := openblas hdf5-openmpi yaml-0.1 libpcre2-8
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
-            -Wwrite-strings -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
+            -Wwrite-strings -Wformat=2 -Wundef -Wvla -Wno-unused-parameter -Wno-format-truncation
 ifeq ($(WERROR),1)
   WARN   += -Werror
 endif
@@ -73,17 +74,17 @@ $(OBJDIR)/build_info.h: FORCE
 
 $(OBJDIR)/obj/%.o: src/%.c | $(OBJDIR)/build_info.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@$(if $(V),,echo "  CC      $<";)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(OBJDIR)/obj/version.o: $(OBJDIR)/build_info.h
 
 $(BIN): $(OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(V),,echo "  LINK    $@";)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OBJDIR)/tests/%: tests/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(LIBOBJS) $(LDLIBS) $(CMOCKA_LIBS)
+	@$(if $(V),,echo "  TEST    $@";)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(LIBOBJS) $(LDLIBS) $(CMOCKA_LIBS)
 
 test-build: $(BIN) $(UNIT_BINS)
 
