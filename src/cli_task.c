@@ -270,10 +270,26 @@ static int cmd_stats(const opts *o) {
             printf("  %5.1f%% (%.1f%%)", 100.0 * ref_wins[k] / n, 100.0 * ref_ties[k] / n);
         printf("\n");
     }
-    /* the judge_sft comparisons */
+    /* the SFT data under the default mixture, and what always writing the reference gains */
     task_config c;
     task_config_default(&c);
     c.seed = o->seed;
+    double sft_sum = 0, ref_win = 0;
+    for (long i = 0; i < n; i++) {
+        task_example ex;
+        task_doc d;
+        char ref[TASK_SUMMARY_MAX];
+        if (task_sft_example(&c, split, i, 0, &ex, &e) ||
+            task_doc_make(o->seed, split, i, &d, &e) || task_reference(&d, ref, sizeof ref, &e))
+            goto fail;
+        double m = task_gold_margin(&d, ref, ex.target);
+        sft_sum += task_gold_score(&d, ex.target);
+        ref_win += m > 0 ? 1.0 : m == 0 ? 0.5 : 0.0;
+    }
+    printf("\nSFT targets (default mixture): gold mean %+.3f; the reference beats them in %.1f%% "
+           "(ties count half)\n",
+           sft_sum / n, 100.0 * ref_win / n);
+    /* the judge_sft comparisons */
     long np = n < 2000 ? n : 2000, first = 0, pk[TASK_N_KINDS_ALL] = {0};
     double msum = 0;
     for (long i = 0; i < np; i++) {
@@ -283,7 +299,7 @@ static int cmd_stats(const opts *o) {
         msum += fabs(p.margin);
         pk[p.kind_a]++, pk[p.kind_b]++;
     }
-    printf("\njudge_sft comparisons (%ld): a preferred %.1f%%, mean |margin| %.3f, kinds:", np,
+    printf("judge_sft comparisons (%ld): a preferred %.1f%%, mean |margin| %.3f, kinds:", np,
            100.0 * first / np, msum / np);
     for (int k = 0; k < TASK_N_KINDS_ALL; k++)
         printf(" %s %.0f%%", task_kind_name(k), 50.0 * pk[k] / np);

@@ -61,8 +61,8 @@ void task_config_default(task_config *c) {
     c->n_docs[TASK_TRAIN] = 4000;
     c->n_docs[TASK_VAL] = 500;
     c->n_docs[TASK_TEST] = 1000;
-    c->mix[TASK_GOOD] = 0.40;
-    c->mix[TASK_VERBOSE] = 0.20;
+    c->mix[TASK_GOOD] = 0.35;
+    c->mix[TASK_VERBOSE] = 0.25;
     c->mix[TASK_MISSING] = 0.15;
     c->mix[TASK_INVENTED] = 0.15;
     c->mix[TASK_MALFORMED] = 0.10;
