@@ -26,7 +26,8 @@ typedef struct h5io_quiet {
 void h5io_quiet_begin(h5io_quiet *q);
 void h5io_quiet_end(const h5io_quiet *q);
 
-/* err_set with fmt, then " (HDF5: <innermost message>)" when the HDF5 error stack has one. */
+/* err_set with fmt, then " (HDF5: <innermost message>)" when the HDF5 error stack has one.
+ * Call it right after the failing call: every HDF5 API call (even H5Pclose) clears the stack. */
 int h5io_err(rl_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* File access list described above; close with H5Pclose. Negative on failure. */

@@ -357,7 +357,8 @@ static int list_group(hid_t g, const char *prefix, name_list *l, int depth, rl_e
 int h5io_list_datasets(hid_t loc, const char *group, char ***names, size_t *n, rl_err *e) {
     *names = NULL;
     *n = 0;
-    int ex = h5io_exists(loc, group);
+    int root = strcmp(group, "/") == 0 || strcmp(group, ".") == 0;
+    int ex = root ? 1 : h5io_exists(loc, group);
     if (ex < 0) return h5io_err(e, ERR_INPUT, "cannot look up group '%s'", group);
     if (ex == 0) return ERR_OK;
     hid_t g = H5Gopen2(loc, group, H5P_DEFAULT);

@@ -259,8 +259,10 @@ static int record_attempt_text(hid_t f, const char *base, const char *text, int6
 static int reopen_file(metrics *m, const metrics_open_opts *o, rl_err *e) {
     hid_t fapl = h5io_fapl();
     hid_t f = fapl < 0 ? -1 : H5Fopen(m->path, H5F_ACC_RDWR, fapl);
+    /* the error message first: any HDF5 call (H5Pclose too) clears the error stack */
+    int orc = f < 0 ? h5io_err(e, ERR_STATE, "%s: cannot reopen to resume", m->path) : ERR_OK;
     if (fapl >= 0) H5Pclose(fapl);
-    if (f < 0) return h5io_err(e, ERR_STATE, "%s: cannot reopen to resume", m->path);
+    if (orc) return orc;
     int64_t attempts = 1, steps[METRICS_MAX_ATTEMPTS];
     size_t n = 0, nsteps = 0;
     rl_err sub;
@@ -620,10 +622,9 @@ static int flush_file(metrics *m, const char *status, rl_err *e) {
     h5io_quiet_begin(&q);
     hid_t fapl = h5io_fapl();
     hid_t f = fapl < 0 ? -1 : H5Fopen(m->path, H5F_ACC_RDWR, fapl);
+    int rc = f < 0 ? h5io_err(e, ERR_IO, "%s: cannot open to write metrics", m->path) : ERR_OK;
     if (fapl >= 0) H5Pclose(fapl);
-    int rc = ERR_OK;
     if (f < 0) {
-        rc = h5io_err(e, ERR_IO, "%s: cannot open to write metrics", m->path);
         h5io_quiet_end(&q);
         return rc;
     }
@@ -643,13 +644,13 @@ static int flush_file(metrics *m, const char *status, rl_err *e) {
         free(m->sums[i].name);
         free(m->sums[i].text);
     }
-    memmove(m->sums, m->sums + done, (m->nsums - done) * sizeof *m->sums);
+    if (done > 0) memmove(m->sums, m->sums + done, (m->nsums - done) * sizeof *m->sums);
     m->nsums -= done;
     done = 0;
     for (; done < m->ntables && !rc; done++) rc = write_table(f, &m->tables[done], e);
     if (rc && done > 0) done--;
     for (size_t i = 0; i < done; i++) table_free(&m->tables[i]);
-    memmove(m->tables, m->tables + done, (m->ntables - done) * sizeof *m->tables);
+    if (done > 0) memmove(m->tables, m->tables + done, (m->ntables - done) * sizeof *m->tables);
     m->ntables -= done;
     /* The root's attributes change only at open and close: rewriting them on every flush is
      * what a kill during a flush tore in testing (object header half rewritten). */
@@ -735,10 +736,9 @@ static int truncate_file(metrics *m, const char *name, int64_t step, int *damage
     h5io_quiet_begin(&q);
     hid_t fapl = h5io_fapl();
     hid_t f = fapl < 0 ? -1 : H5Fopen(m->path, H5F_ACC_RDWR, fapl);
+    int rc = f < 0 ? h5io_err(e, ERR_IO, "%s: cannot open to truncate metrics", m->path) : ERR_OK;
     if (fapl >= 0) H5Pclose(fapl);
-    int rc = ERR_OK;
     if (f < 0) {
-        rc = h5io_err(e, ERR_IO, "%s: cannot open to truncate metrics", m->path);
         h5io_quiet_end(&q);
         return rc;
     }
@@ -889,11 +889,9 @@ int metrics_count(metrics *m, const char *name, int64_t *rows, rl_err *e) {
     h5io_quiet_begin(&q);
     hid_t fapl = h5io_fapl();
     hid_t f = fapl < 0 ? -1 : H5Fopen(m->path, H5F_ACC_RDONLY, fapl);
+    int rc = f < 0 ? h5io_err(e, ERR_IO, "%s: cannot open", m->path) : ERR_OK;
     if (fapl >= 0) H5Pclose(fapl);
-    int rc = ERR_OK;
-    if (f < 0) {
-        rc = h5io_err(e, ERR_IO, "%s: cannot open", m->path);
-    } else {
+    if (f >= 0) {
         char path[512];
         snprintf(path, sizeof path, "metrics/%s", name);
         if (h5io_exists(f, path) > 0) {
