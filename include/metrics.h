@@ -66,12 +66,16 @@ typedef enum metrics_mode {
     METRICS_RESUME = 1 /* continue an unfinished run's file (created when absent) */
 } metrics_mode;
 
+#define METRICS_KEEP_ALL INT64_MAX
+
 typedef struct metrics_open_opts {
     metrics_mode mode;
-    int force;             /* --force: overwrite (NEW) or reopen (RESUME) whatever is there */
-    int64_t resume_step;   /* RESUME: drop rows with step > resume_step in every series; -1 keeps */
-    const char *deck_yaml; /* the effective deck */
-    const char *version;   /* cli_version_string() */
+    int force;              /* --force: overwrite (NEW) or reopen (RESUME) whatever is there */
+    int64_t resume_step;    /* RESUME: the checkpoint's step; rows with step > resume_step are
+                               dropped from every series (they are redone). -1: no checkpoint,
+                               drop every row; METRICS_KEEP_ALL: drop nothing */
+    const char *deck_yaml;  /* the effective deck */
+    const char *version;    /* cli_version_string() */
     const int *rank_layout; /* stored as attribute rank_layout; may be NULL */
     size_t n_rank_layout;
     double flush_interval; /* seconds between flushes in metrics_maybe_flush; <= 0: every call */

@@ -350,7 +350,7 @@ int metrics_open(const char *path, const metrics_open_opts *o, metrics **out, rl
     int rc = create ? create_file(path, o, e) : reopen_file(m, o, e);
     h5io_quiet_end(&q);
     if (!rc && !create && o->mode == METRICS_RESUME) {
-        int64_t keep = o->resume_step >= 0 ? o->resume_step : INT64_MAX;
+        int64_t keep = o->resume_step < -1 ? -1 : o->resume_step;
         int damaged = 0;
         rc = truncate_file(m, NULL, keep, &damaged, e);
         if (!rc && damaged) rc = salvage(m, e);

@@ -44,7 +44,7 @@ static metrics_open_opts opts_new(void) {
     static const int layout[4] = {1, 2, 2, 4};
     metrics_open_opts o = {0};
     o.mode = METRICS_NEW;
-    o.resume_step = -1;
+    o.resume_step = METRICS_KEEP_ALL; /* ignored by METRICS_NEW */
     o.deck_yaml = "run:\n  seed: 7\n";
     o.version = "rlaif 0.1.0\nhdf5: 1.10.8\n";
     o.rank_layout = layout;
@@ -284,6 +284,29 @@ static void test_resume_truncates(void **state) {
     free(deck);
     free(deck2);
     H5Fclose(f);
+}
+
+/* resume_step -1 (no checkpoint yet: the run starts over) drops every row; KEEP_ALL none. */
+static void test_resume_without_checkpoint(void **state) {
+    (void)state;
+    const char *dir = test_tmpdir("metrics_resume0");
+    char path[1100];
+    path_in(path, sizeof path, dir, "metrics.h5");
+    metrics_open_opts o = opts_new();
+    metrics *m = NULL;
+    rl_err e;
+    assert_int_equal(metrics_open(path, &o, &m, &e), ERR_OK);
+    for (int s = 0; s < 5; s++) assert_int_equal(metrics_append(m, "loss", s, s, &e), ERR_OK);
+    assert_int_equal(metrics_close(m, METRICS_FAILED, &e), ERR_OK);
+    o.mode = METRICS_RESUME;
+    o.resume_step = METRICS_KEEP_ALL;
+    assert_int_equal(metrics_open(path, &o, &m, &e), ERR_OK);
+    assert_int_equal(metrics_close(m, METRICS_RUNNING, &e), ERR_OK);
+    assert_int_equal(file_rows(path, "loss", NULL, NULL, 0), 5);
+    o.resume_step = -1;
+    assert_int_equal(metrics_open(path, &o, &m, &e), ERR_OK);
+    assert_int_equal(metrics_close(m, METRICS_RUNNING, &e), ERR_OK);
+    assert_int_equal(file_rows(path, "loss", NULL, NULL, 0), 0);
 }
 
 static void test_interval_flush(void **state) {
@@ -535,6 +558,7 @@ int main(void) {
         cmocka_unit_test(test_layout_h5py),
         cmocka_unit_test(test_run_state_and_refusal),
         cmocka_unit_test(test_resume_truncates),
+        cmocka_unit_test(test_resume_without_checkpoint),
         cmocka_unit_test(test_interval_flush),
         cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_sigkill_between_flushes),
