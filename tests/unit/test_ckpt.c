@@ -461,6 +461,31 @@ static void test_missing_manifest_and_bad_latest(void **state) {
     assert_int_equal(step, -1);
 }
 
+/* A component rewritten after the commit (an attempt that skipped ckpt_step_begin) no longer
+ * matches the MANIFEST, even when the size happens to be the same. */
+static void test_rewritten_component_is_refused(void **state) {
+    (void)state;
+    const char *run = test_tmpdir("ckpt_rewrite");
+    write_step(run, 10);
+    write_step(run, 20);
+    rl_err e;
+    ckpt_file *f = NULL;
+    float *p = malloc(NPARAM * sizeof *p);
+    params_for(21, p, NPARAM);
+    expect_ok(ckpt_file_begin(run, 20, "policy", &f, &e), &e);
+    expect_ok(ckpt_write_f32(f, "policy/params", p, NPARAM, &e), &e);
+    expect_ok(ckpt_write_f32(f, "policy/adam_m", p, NPARAM, &e), &e);
+    expect_ok(ckpt_file_commit(f, &e), &e);
+    free(p);
+    char path[1200];
+    file_path(path, sizeof path, run, 20, "policy.h5");
+    assert_int_equal(ckpt_verify_step(run, 20, CKPT_VERIFY_QUICK, &e), ERR_STATE);
+    assert_non_null(strstr(e.msg, "not the file that was committed"));
+    int64_t step = -1;
+    expect_ok(ckpt_find_latest(run, &step, CKPT_VERIFY_FULL, NULL, 0, &e), &e);
+    assert_int_equal(step, 10);
+}
+
 static void test_step_begin_and_prune(void **state) {
     (void)state;
     const char *run = test_tmpdir("ckpt_prune");
@@ -534,6 +559,7 @@ int main(void) {
         cmocka_unit_test(test_crash_before_rename),
         cmocka_unit_test(test_crash_between_rename_and_commit),
         cmocka_unit_test(test_missing_manifest_and_bad_latest),
+        cmocka_unit_test(test_rewritten_component_is_refused),
         cmocka_unit_test(test_step_begin_and_prune),
         cmocka_unit_test(test_h5py_reads_checkpoint),
     };
