@@ -105,8 +105,9 @@ int metrics_write_table(metrics *m, const char *name, size_t nrows, size_t ncols
 int metrics_maybe_flush(metrics *m, double now, rl_err *e);
 int metrics_flush(metrics *m, rl_err *e);
 
-/* Drops rows with step > step from series `name` (NULL: every series), in the file and in the
- * buffer, so that a resumed run does not repeat the steps of the attempt that died. */
+/* Drops rows with step > step from series `name` (NULL: every series; a name ending in '/':
+ * every series of that group), in the file and in the buffer, so that a resumed run does not
+ * repeat the steps of the attempt that died. */
 int metrics_truncate_after(metrics *m, const char *name, int64_t step, rl_err *e);
 
 /* What metrics_open had to repair on resume ("" when nothing), for the caller to log. A series

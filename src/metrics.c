@@ -61,6 +61,14 @@ struct metrics {
 };
 
 static int truncate_file(metrics *m, const char *name, int64_t step, int *damaged, rl_err *e);
+
+/* `pattern` names one series, or a group when it ends with '/' ("rl/" matches "rl/reward"). */
+static int name_matches(const char *pattern, const char *name) {
+    if (!pattern) return 1;
+    size_t n = strlen(pattern);
+    if (n && pattern[n - 1] == '/') return strncmp(name, pattern, n) == 0;
+    return strcmp(name, pattern) == 0;
+}
 static int salvage(metrics *m, rl_err *e);
 
 const char *metrics_state_name(metrics_state s) {
@@ -746,7 +754,7 @@ static int truncate_file(metrics *m, const char *name, int64_t step, int *damage
     size_t n = 0;
     rc = h5io_list_datasets(f, "metrics", &names, &n, e);
     for (size_t i = 0; i < n && !rc; i++) {
-        if (name && strcmp(names[i], name) != 0) continue;
+        if (!name_matches(name, names[i])) continue;
         rl_err sub;
         if (truncate_dataset(f, names[i], step, &sub) == ERR_OK) continue;
         if (!damaged) {
@@ -859,7 +867,7 @@ out:
 static void truncate_pending(metrics *m, const char *name, int64_t step) {
     for (size_t i = 0; i < m->nseries; i++) {
         mseries *s = &m->series[i];
-        if (name && strcmp(s->name, name) != 0) continue;
+        if (!name_matches(name, s->name)) continue;
         size_t keep = 0;
         for (size_t j = 0; j < s->n; j++)
             if (s->rows[j].step <= step) s->rows[keep++] = s->rows[j];
@@ -870,7 +878,11 @@ static void truncate_pending(metrics *m, const char *name, int64_t step) {
 
 int metrics_truncate_after(metrics *m, const char *name, int64_t step, rl_err *e) {
     if (name) {
-        int rc = h5io_check_name(name, "metric", e);
+        char check[512];
+        snprintf(check, sizeof check, "%s", name);
+        size_t n = strlen(check);
+        if (n > 1 && check[n - 1] == '/') check[n - 1] = '\0';
+        int rc = h5io_check_name(check, "metric", e);
         if (rc) return rc;
     }
     truncate_pending(m, name, step);

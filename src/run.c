@@ -10,9 +10,11 @@
  * that the deck is the one the run started with. Then the stages run in deck order.
  *
  * Not here: the stages' work (src/stage_*.c). */
+#define _GNU_SOURCE /* nftw */
 #include "run.h"
 
 #include <cblas.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -559,6 +561,43 @@ static int deck_differs(const char *a, const char *b, char *what, size_t n) {
     return 0;
 }
 
+/* Resuming at (stage, step): drop the rows the dead attempt wrote after the checkpoint: series
+ * of that stage beyond `step` (all of them when the stage starts over), and every series of the
+ * stages after it. Series are named "<stage>/<name>". */
+static int run_metrics_truncate_for_resume(run_ctx *ctx, int64_t ckpt, rl_err *e) {
+    int stage = (int)(ckpt / 10000000);
+    int64_t step = ckpt % 10000000;
+    for (int s = stage; s < STAGE_COUNT; s++) {
+        char group[64];
+        snprintf(group, sizeof group, "%s/", config_stage_name(s));
+        int rc = metrics_truncate_after(ctx->metrics, group, s == stage && step > 0 ? step : -1, e);
+        if (rc) return rc;
+    }
+    return ERR_OK;
+}
+
+/* Removes step directories newer than the resume point: what the dead attempt left unfinished. */
+static int ckpt_clear_after(const char *out_dir, int64_t ckpt, rl_err *e) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/ckpt", out_dir);
+    DIR *d = opendir(dir);
+    if (!d) return ERR_OK;
+    struct dirent *de;
+    int rc = ERR_OK;
+    while ((de = readdir(d)) && !rc) {
+        long long id;
+        char tail;
+        if (sscanf(de->d_name, "step_%lld%c", &id, &tail) != 1 || id <= ckpt) continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        log_info("resume: removing %s, left unfinished by the attempt that stopped", p);
+        if (nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            rc = err_set(e, ERR_IO, "cannot remove %s: %s", p, strerror(errno));
+    }
+    closedir(d);
+    return rc;
+}
+
 typedef struct setup_result {
     int32_t rc;         /* ERR_OK, or the error (rank 0 printed it) */
     int32_t finished;   /* --resume found a finished run: nothing to do */
@@ -648,13 +687,18 @@ static int setup_run_dir(run_ctx *ctx, setup_result *res, rl_err *e) {
     metrics_open_opts o = {0};
     o.mode = ctx->resume ? METRICS_RESUME : METRICS_NEW;
     o.force = ctx->force;
-    o.resume_step = -1;
+    o.resume_step = METRICS_KEEP_ALL; /* truncated per stage below */
     o.deck_yaml = ctx->deck_yaml;
     o.version = cli_version_string();
     o.rank_layout = layout;
     o.n_rank_layout = 4;
     o.flush_interval = ctx->cfg.run.metrics_flush_seconds;
     if ((rc = metrics_open(mpath, &o, &ctx->metrics, e))) return rc;
+    if (metrics_notes(ctx->metrics)[0]) log_warn("metrics.h5: %s", metrics_notes(ctx->metrics));
+    if (ctx->resume && step < 0) {
+        /* an unfinished run that never reached a checkpoint starts over */
+        if ((rc = metrics_truncate_after(ctx->metrics, NULL, -1, e))) return rc;
+    }
     if (step >= 0) {
         /* rows the attempt that died wrote after its last checkpoint: drop them */
         if ((rc = run_metrics_truncate_for_resume(ctx, step, e))) return rc;
