@@ -40,10 +40,31 @@ typedef struct config_strlist {
     int n;
 } config_strlist;
 
+/* A list of mappings parsed into an array of structs (the type depends on the key). */
+typedef struct config_maplist {
+    void *items;
+    int n;
+} config_maplist;
+
 /* Where a key was set in the deck (1-based); line 0 means it took its default. */
 typedef struct config_pos {
     int line, col;
 } config_pos;
+
+/* A transformer: read from a GGUF file, or built from these dimensions and trained here. */
+typedef struct config_model {
+    char *gguf; /* "" : from scratch */
+    int dim, layers, heads, kv_heads, ffn, max_seq;
+    double rope_theta;
+} config_model;
+
+/* One optimisation: AdamW with warm-up and cosine decay to min_lr_ratio * lr. */
+typedef struct config_optim {
+    int steps;     /* optimiser steps */
+    int batch;     /* sequences per step, summed over the ranks of the role */
+    double lr, min_lr_ratio, weight_decay, grad_clip;
+    int warmup;    /* steps */
+} config_optim;
 
 typedef struct config {
     struct {
@@ -61,6 +82,28 @@ typedef struct config {
     } ranks;
     int threads_per_rank;
     config_intlist stages; /* enum config_stage values, in pipeline order, no repeats */
+
+    /* ---- the built-in task (src/task*.c) */
+    struct {
+        int name; /* 0 summaries, 1 none */
+        int64_t seed;
+        int n_train, n_val, n_test;
+        double mix_good, mix_verbose, mix_missing, mix_invented, mix_malformed;
+        int judge_pairs;
+    } task;
+    struct {
+        int vocab_size;
+    } tokenizer;
+
+    /* ---- models */
+    config_model policy;
+    config_model judge_model;
+
+    /* ---- stages: each owns its section */
+    config_optim sft;
+    struct {
+        config_optim pretrain, finetune;
+    } judge_sft;
 
     /* bookkeeping */
     char *deck_path;  /* as given (for messages) */

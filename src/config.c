@@ -18,7 +18,17 @@
 #include "cli.h"
 #include "log.h"
 
-typedef enum key_type { T_BOOL, T_INT, T_INT64, T_FLOAT, T_STRING, T_ENUM, T_STRLIST, T_ENUMLIST } key_type;
+typedef enum key_type {
+    T_BOOL,
+    T_INT,
+    T_INT64,
+    T_FLOAT,
+    T_STRING,
+    T_ENUM,
+    T_STRLIST,
+    T_ENUMLIST,
+    T_MAPLIST /* a list of mappings, each parsed against a sub-schema into an array of structs */
+} key_type;
 
 enum {
     F_IDENT = 1,   /* string limited to [A-Za-z0-9._-] */
@@ -34,12 +44,52 @@ typedef struct key_def {
     const char *choices; /* enums: "a|b|c" */
     int flags;
     const char *help;
+    /* T_MAPLIST: the keys of one item (offsets into the item struct) and the item size */
+    const struct key_def *sub;
+    int n_sub;
+    size_t elem_size;
 } key_def;
 
 #define OFF(field) offsetof(config, field)
+
+/* The keys of a model section (config_model at `field`). */
+#define MODEL_KEYS(P, field, d_dim, d_layers, d_heads, d_kv, d_ffn, d_seq, what)                                \
+    {P ".gguf", T_STRING, OFF(field.gguf), "", 0, 4096, NULL, 0,                                   \
+     "GGUF file of " what "; empty: build it from the dimensions below and train it here"},       \
+        {P ".dim", T_INT, OFF(field.dim), d_dim, 8, 65536, NULL, 0, "model width C of " what},      \
+        {P ".layers", T_INT, OFF(field.layers), d_layers, 1, 1024, NULL, 0, "transformer blocks"},  \
+        {P ".heads", T_INT, OFF(field.heads), d_heads, 1, 1024, NULL, 0, "attention heads"},        \
+        {P ".kv_heads", T_INT, OFF(field.kv_heads), d_kv, 1, 1024, NULL, 0,                         \
+         "key/value heads (grouped-query attention when fewer than heads)"},                      \
+        {P ".ffn", T_INT, OFF(field.ffn), d_ffn, 8, 1 << 20, NULL, 0, "SwiGLU hidden size"},        \
+        {P ".max_seq", T_INT, OFF(field.max_seq), d_seq, 16, 1 << 20, NULL, 0,                      \
+         "longest sequence (prompt + response) the model is used with"},                          \
+    {                                                                                              \
+        P ".rope_theta", T_FLOAT, OFF(field.rope_theta), "10000", 1, 1e9, NULL, 0,                 \
+            "rotary embedding base frequency"                                                      \
+    }
+
+/* The keys of an optimisation section (config_optim at `field`). */
+#define OPTIM_KEYS(P, field, d_steps, d_batch, d_lr, d_warmup, what)                                       \
+    {P ".steps", T_INT, OFF(field.steps), d_steps, 0, 1e9, NULL, 0, "optimiser steps of " what},    \
+        {P ".batch", T_INT, OFF(field.batch), d_batch, 1, 1 << 20, NULL, 0,                         \
+         "sequences per step, over all ranks of the role (a multiple of their count)"},           \
+        {P ".lr", T_FLOAT, OFF(field.lr), d_lr, 0, 10, NULL, 0, "peak learning rate (AdamW)"},      \
+        {P ".min_lr_ratio", T_FLOAT, OFF(field.min_lr_ratio), "0.1", 0, 1, NULL, 0,               \
+         "the cosine schedule ends at this fraction of lr"},                                      \
+        {P ".warmup", T_INT, OFF(field.warmup), d_warmup, 0, 1e9, NULL, 0,                          \
+         "linear warm-up steps"},                                                                 \
+        {P ".weight_decay", T_FLOAT, OFF(field.weight_decay), "0.01", 0, 10, NULL, 0,             \
+         "decoupled weight decay of matrices and embeddings"},                                    \
+    {                                                                                              \
+        P ".grad_clip", T_FLOAT, OFF(field.grad_clip), "1.0", 0, 1e9, NULL, 0,                     \
+            "global gradient-norm clip (0: off)"                                                   \
+    }
 #define I64MAX     9223372036854775807.0
 
-/* The schema. Keys of one section stay together (the emitter relies on it). */
+/* The schema. Keys of one section stay together (the emitter relies on it). Entries leave the
+ * T_MAPLIST fields out unless they need them. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const key_def schema[] = {
     {"run.name", T_STRING, OFF(run.name), NULL, 1, 64, NULL, F_IDENT,
      "name of the run; letters, digits, '.', '_', '-'"},
@@ -68,6 +118,43 @@ static const key_def schema[] = {
     {"stages", T_ENUMLIST, OFF(stages), NULL, 0, STAGE_COUNT,
      "sft|judge_sft|label|reward|rl|eval", F_ORDERED,
      "stages to run, in pipeline order (an empty list runs only the set-up and a checkpoint)"},
+
+    /* ---- the built-in task */
+    {"task.name", T_ENUM, OFF(task.name), "summaries", 0, 0, "summaries|none", 0,
+     "built-in task giving prompts, SFT data and the gold rater (none: bring your own)"},
+    {"task.seed", T_INT64, OFF(task.seed), "1", 0, I64MAX, NULL, 0,
+     "seed of the task's world (documents), apart from run.seed so runs share one dataset"},
+    {"task.n_train", T_INT, OFF(task.n_train), "4000", 1, 1e8, NULL, 0, "training documents"},
+    {"task.n_val", T_INT, OFF(task.n_val), "500", 1, 1e8, NULL, 0, "validation documents"},
+    {"task.n_test", T_INT, OFF(task.n_test), "1000", 1, 1e8, NULL, 0,
+     "test documents (evaluation prompts and held-out judge pairs)"},
+    {"task.mix.good", T_FLOAT, OFF(task.mix_good), "0.35", 0, 1, NULL, 0,
+     "share of SFT targets that are good summaries"},
+    {"task.mix.verbose", T_FLOAT, OFF(task.mix_verbose), "0.25", 0, 1, NULL, 0,
+     "share of SFT targets padded with filler or distractor facts"},
+    {"task.mix.missing", T_FLOAT, OFF(task.mix_missing), "0.15", 0, 1, NULL, 0,
+     "share of SFT targets missing a key fact"},
+    {"task.mix.invented", T_FLOAT, OFF(task.mix_invented), "0.15", 0, 1, NULL, 0,
+     "share of SFT targets inventing a fact"},
+    {"task.mix.malformed", T_FLOAT, OFF(task.mix_malformed), "0.10", 0, 1, NULL, 0,
+     "share of SFT targets that are malformed (no period, cut off)"},
+    {"task.judge_pairs", T_INT, OFF(task.judge_pairs), "400", 0, 1e8, NULL, 0,
+     "gold-labelled comparisons judge_sft fine-tunes on (at most a tenth of label.pairs)"},
+    {"tokenizer.vocab_size", T_INT, OFF(tokenizer.vocab_size), "1024", 260, 1 << 20, NULL, 0,
+     "size of the byte-level BPE vocabulary learned from the task corpus"},
+
+    /* ---- models */
+    MODEL_KEYS("policy", policy, "128", "4", "4", "4", "384", "192",
+               "the policy (also the frozen reference and, via the reward model, the value model)"),
+    MODEL_KEYS("judge.model", judge_model, "192", "4", "6", "6", "512", "320",
+               "the judge (feedback LLM)"),
+
+    /* ---- stages */
+    OPTIM_KEYS("sft", sft, "600", "32", "3e-3", "30", "supervised fine-tuning of the policy"),
+    OPTIM_KEYS("judge_sft.pretrain", judge_sft.pretrain, "600", "32", "2e-3", "30",
+               "judge language-model pretraining on the task corpus"),
+    OPTIM_KEYS("judge_sft.finetune", judge_sft.finetune, "300", "32", "1e-3", "20",
+               "judge fine-tuning on the gold-labelled comparisons"),
 };
 #define N_KEYS ((int)(sizeof schema / sizeof schema[0]))
 
@@ -205,6 +292,7 @@ static const char *type_desc(const key_def *k, char *buf, size_t n) {
     case T_STRING: return "a string";
     case T_ENUM: snprintf(buf, n, "one of %s", k->choices); return buf;
     case T_STRLIST: return "a list of strings";
+    case T_MAPLIST: return "a list of mappings";
     case T_ENUMLIST: snprintf(buf, n, "a list of %s", k->choices); return buf;
     }
     return "?";
@@ -281,9 +369,9 @@ static void choices_list(const char *choices, char *buf, size_t n) {
 
 /* Parses one scalar text for key k into the struct. Returns NULL on success, else a message
  * (static storage within `msg`). */
-static const char *parse_scalar(const key_def *k, const char *v, int quoted, config *cfg,
+static const char *parse_scalar(const key_def *k, const char *v, int quoted, void *base,
                                 char *msg, size_t msgsz) {
-    char *field = (char *)cfg + k->off;
+    char *field = (char *)base + k->off;
     char tdesc[256];
     switch (k->type) {
     case T_BOOL:
@@ -388,6 +476,90 @@ static const char *parse_scalar(const key_def *k, const char *v, int quoted, con
     }
 }
 
+static void free_item(const key_def *k, void *item);
+
+/* A list of mappings: every item is a mapping of the sub-schema's keys. */
+static void set_maplist(loader *ld, const key_def *k, yaml_node_t *val) {
+    char msg[1024], tdesc[256];
+    int line = mark_line(val->start_mark), col = mark_col(val->start_mark);
+    if (val->type != YAML_SEQUENCE_NODE) {
+        add_err(ld, line, col, "'%s' expects a list of mappings (each with keys %s), got %s",
+                k->path, k->sub[0].path, is_null_scalar(val) ? "an empty value" : node_kind(val));
+        return;
+    }
+    int n = (int)(val->data.sequence.items.top - val->data.sequence.items.start);
+    if (n < k->min || n > k->max) {
+        add_err(ld, line, col, "'%s' has %d items; it must have %.0f to %.0f", k->path, n, k->min,
+                k->max);
+        return;
+    }
+    config_maplist *l = (config_maplist *)((char *)ld->cfg + k->off);
+    l->items = xcalloc((size_t)n + 1, k->elem_size);
+    l->n = n;
+    for (int i = 0; i < n; i++) {
+        yaml_node_t *it = yaml_document_get_node(ld->doc, val->data.sequence.items.start[i]);
+        int il = mark_line(it->start_mark), ic = mark_col(it->start_mark);
+        char *item = (char *)l->items + (size_t)i * k->elem_size;
+        if (it->type != YAML_MAPPING_NODE) {
+            add_err(ld, il, ic, "item %d of '%s' must be a mapping, got %s", i + 1, k->path,
+                    node_kind(it));
+            continue;
+        }
+        int set[32] = {0};
+        for (yaml_node_pair_t *p = it->data.mapping.pairs.start; p < it->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *key = yaml_document_get_node(ld->doc, p->key);
+            yaml_node_t *v = yaml_document_get_node(ld->doc, p->value);
+            int kl = mark_line(key->start_mark), kc = mark_col(key->start_mark);
+            if (key->type != YAML_SCALAR_NODE) {
+                add_err(ld, kl, kc, "keys must be plain names, got %s as a key", node_kind(key));
+                continue;
+            }
+            const char *ks = (const char *)key->data.scalar.value;
+            int si = -1, best = 1000, bi = -1;
+            for (int j = 0; j < k->n_sub; j++) {
+                if (!strcmp(k->sub[j].path, ks)) si = j;
+                int d = edit_distance(ks, k->sub[j].path);
+                if (d < best) best = d, bi = j;
+            }
+            if (si < 0) {
+                if (best <= 2)
+                    add_err(ld, kl, kc, "unknown key '%s' in item %d of '%s' (did you mean '%s'?)",
+                            ks, i + 1, k->path, k->sub[bi].path);
+                else
+                    add_err(ld, kl, kc, "unknown key '%s' in item %d of '%s'", ks, i + 1, k->path);
+                continue;
+            }
+            if (set[si]) {
+                add_err(ld, kl, kc, "duplicate key '%s' in item %d of '%s'", ks, i + 1, k->path);
+                continue;
+            }
+            set[si] = 1;
+            const key_def *sk = &k->sub[si];
+            int vl = mark_line(v->start_mark), vc = mark_col(v->start_mark);
+            if (v->type != YAML_SCALAR_NODE || is_null_scalar(v)) {
+                add_err(ld, vl, vc, "'%s' of item %d of '%s' expects %s, got %s", ks, i + 1,
+                        k->path, type_desc(sk, tdesc, sizeof tdesc),
+                        v->type == YAML_SCALAR_NODE ? "an empty value" : node_kind(v));
+                continue;
+            }
+            const char *err = parse_scalar(sk, (const char *)v->data.scalar.value, is_quoted(v),
+                                           item, msg, sizeof msg);
+            if (err) add_err(ld, vl, vc, "item %d of '%s': %s", i + 1, k->path, err);
+        }
+        for (int j = 0; j < k->n_sub; j++) {
+            if (set[j]) continue;
+            if (!k->sub[j].def) {
+                add_err(ld, il, ic, "item %d of '%s' has no '%s' (%s)", i + 1, k->path,
+                        k->sub[j].path, k->sub[j].help);
+                continue;
+            }
+            const char *err = parse_scalar(&k->sub[j], k->sub[j].def, 0, item, msg, sizeof msg);
+            if (err) add_err(ld, il, ic, "internal: default of %s: %s", k->sub[j].path, err);
+        }
+    }
+}
+
 static void set_key(loader *ld, int ki, yaml_node_t *val) {
     const key_def *k = &schema[ki];
     char msg[1024], tdesc[256];
@@ -395,6 +567,10 @@ static void set_key(loader *ld, int ki, yaml_node_t *val) {
     ld->set[ki] = 1;
     ld->cfg->pos[ki] = (config_pos){line, col};
 
+    if (k->type == T_MAPLIST) {
+        set_maplist(ld, k, val);
+        return;
+    }
     if (k->type == T_STRLIST || k->type == T_ENUMLIST) {
         if (val->type != YAML_SEQUENCE_NODE) {
             if (is_null_scalar(val))
@@ -595,7 +771,8 @@ static void apply_defaults(loader *ld) {
             continue;
         }
         char msg[512];
-        if (k->type == T_ENUMLIST || k->type == T_STRLIST) continue; /* defaults are empty lists */
+        if (k->type == T_ENUMLIST || k->type == T_STRLIST || k->type == T_MAPLIST)
+            continue; /* defaults are empty lists */
         char *v = expand_default(k->def, ld->cfg);
         const char *err = parse_scalar(k, v, 0, ld->cfg, msg, sizeof msg);
         free(v);
@@ -604,9 +781,36 @@ static void apply_defaults(loader *ld) {
 }
 
 /* Rules that involve more than one key. */
+static void check_model(loader *ld, const char *p, const config_model *m) {
+    char key[128];
+    if (m->gguf && m->gguf[0]) return; /* the file says */
+    snprintf(key, sizeof key, "%s.kv_heads", p);
+    if (m->heads % m->kv_heads) {
+        config_pos pos = config_key_pos(ld->cfg, key);
+        add_err(ld, pos.line, pos.col, "'%s' = %d must divide %s.heads = %d", key, m->kv_heads, p,
+                m->heads);
+    }
+    snprintf(key, sizeof key, "%s.heads", p);
+    if (m->dim % m->heads || (m->dim / m->heads) % 2) {
+        config_pos pos = config_key_pos(ld->cfg, key);
+        add_err(ld, pos.line, pos.col,
+                "'%s' = %d must divide %s.dim = %d into heads of even size (rotary pairs)", key,
+                m->heads, p, m->dim);
+    }
+}
+
 static void validate_semantics(loader *ld) {
     config *c = ld->cfg;
     if (ld->n_errs) return; /* the struct may be half-filled */
+    check_model(ld, "policy", &c->policy);
+    check_model(ld, "judge.model", &c->judge_model);
+    double mix = c->task.mix_good + c->task.mix_verbose + c->task.mix_missing +
+                 c->task.mix_invented + c->task.mix_malformed;
+    if (mix < 0.999 || mix > 1.001) {
+        config_pos p = config_key_pos(c, "task.mix.good");
+        if (!p.line) p = section_pos(ld, "task.mix.good");
+        add_err(ld, p.line, p.col, "the shares of task.mix add up to %g; they must add up to 1", mix);
+    }
     if (c->ranks.judge + c->ranks.reward + c->ranks.policy < 1) {
         config_pos p = config_key_pos(c, "ranks.judge");
         if (!p.line) p = section_pos(ld, "ranks.judge");
@@ -616,6 +820,11 @@ static void validate_semantics(loader *ld) {
 }
 
 /* ------------------------------------------------------------------ public */
+
+static void free_item(const key_def *k, void *item) {
+    for (int j = 0; j < k->n_sub; j++)
+        if (k->sub[j].type == T_STRING) free(*(char **)((char *)item + k->sub[j].off));
+}
 
 void config_free(config *cfg) {
     if (!cfg) return;
@@ -629,6 +838,11 @@ void config_free(config *cfg) {
             free(l->items);
         } else if (schema[i].type == T_ENUMLIST) {
             free(((config_intlist *)field)->items);
+        } else if (schema[i].type == T_MAPLIST) {
+            config_maplist *l = (config_maplist *)field;
+            for (int j = 0; j < l->n; j++)
+                free_item(&schema[i], (char *)l->items + (size_t)j * schema[i].elem_size);
+            free(l->items);
         }
     }
     free(cfg->deck_path);
@@ -819,8 +1033,24 @@ static void fmt_double(double x, char *buf, size_t n) {
     }
 }
 
-static void emit_value(sbuf *b, const key_def *k, const config *cfg) {
-    const char *field = (const char *)cfg + k->off;
+static void emit_value(sbuf *b, const key_def *k, const void *base, int depth);
+
+static void emit_maplist(sbuf *b, const key_def *k, const config_maplist *l, int depth) {
+    if (l->n == 0) {
+        sb_printf(b, "[]");
+        return;
+    }
+    for (int i = 0; i < l->n; i++) {
+        const char *item = (const char *)l->items + (size_t)i * k->elem_size;
+        for (int j = 0; j < k->n_sub; j++) {
+            sb_printf(b, "\n%*s%s%s: ", 2 * depth + 2, "", j == 0 ? "- " : "  ", k->sub[j].path);
+            emit_value(b, &k->sub[j], item, depth + 2);
+        }
+    }
+}
+
+static void emit_value(sbuf *b, const key_def *k, const void *base, int depth) {
+    const char *field = (const char *)base + k->off;
     char buf[64];
     switch (k->type) {
     case T_BOOL: sb_printf(b, "%s", *(const int *)field ? "true" : "false"); break;
@@ -845,6 +1075,7 @@ static void emit_value(sbuf *b, const key_def *k, const config *cfg) {
         sb_printf(b, "]");
         break;
     }
+    case T_MAPLIST: emit_maplist(b, k, (const config_maplist *)field, depth); break;
     case T_ENUMLIST: {
         const config_intlist *l = (const config_intlist *)field;
         sb_printf(b, "[");
@@ -886,7 +1117,7 @@ char *config_emit(const config *cfg) {
         }
         const char *last = strrchr(path, '.');
         sb_printf(&b, "%*s%s: ", 2 * depth, "", last ? last + 1 : path);
-        emit_value(&b, &schema[i], cfg);
+        emit_value(&b, &schema[i], cfg, depth);
         sb_printf(&b, "\n");
         prev = path;
     }
@@ -894,8 +1125,8 @@ char *config_emit(const config *cfg) {
 }
 
 static const char *type_name(key_type t) {
-    static const char *const names[] = {"bool", "int", "int64", "float",
-                                        "string", "enum", "list", "list"};
+    static const char *const names[] = {"bool", "int",  "int64", "float", "string",
+                                        "enum", "list", "list",  "list"};
     return names[t];
 }
 
