@@ -182,7 +182,9 @@ void model_forward(const model *m, model_acts *a, const int *tokens, int B, int 
 
 /* Cross-entropy of targets (B, T) weighted by mask (B, T) (0 excludes a position: prompt or
  * padding; NULL weighs all 1). Returns sum(mask * -log p(target)) / denom, with denom = sum(mask)
- * when denom <= 0 (pass the global token count for data-parallel runs with uneven masks).
+ * when denom <= 0. Data-parallel ranks holding different token counts pass
+ * denom = (global sum of mask) / (number of ranks): model_allreduce_grads averages, so the
+ * result is the gradient of the global mean.
  * With backward != 0 the head's gradients go straight into m->grads and a->dhfinal, chunk by
  * chunk, so no (B, T, V) tensor is ever held. Logits are computed only where mask != 0. */
 float model_ce(model *m, model_acts *a, const int *targets, const float *mask, float denom,
@@ -255,7 +257,10 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
 /* Averages m->grads over comm: one in-place MPI_Allreduce (sum) of the flat buffer, in chunks
  * of at most INT_MAX floats, then a scale by 1/size. */
 int model_allreduce_grads(model *m, MPI_Comm comm, rl_err *e);
-/* Same for any float buffer (parameters broadcast checks, optimiser state). */
+/* Same for any float buffer (averages n floats over comm). */
 int model_allreduce_floats(float *buf, size_t n, MPI_Comm comm, rl_err *e);
+/* The same with chunks of at most max_chunk floats (0: INT_MAX); lets tests exercise the
+ * chunking without a 8 GiB buffer. */
+int model_allreduce_chunked(float *buf, size_t n, MPI_Comm comm, size_t max_chunk, rl_err *e);
 
 #endif

@@ -260,12 +260,17 @@ int model_all_finite(const model *m, int what) {
 /* ------------------------------------------------------------------------ data parallel */
 
 int model_allreduce_floats(float *buf, size_t n, MPI_Comm comm, rl_err *e) {
+    return model_allreduce_chunked(buf, n, comm, (size_t)INT_MAX, e);
+}
+
+int model_allreduce_chunked(float *buf, size_t n, MPI_Comm comm, size_t max_chunk, rl_err *e) {
     int size = 1;
+    if (max_chunk == 0 || max_chunk > (size_t)INT_MAX) max_chunk = (size_t)INT_MAX;
     if (MPI_Comm_size(comm, &size) != MPI_SUCCESS)
         return err_set(e, ERR_MPI, "allreduce: MPI_Comm_size failed");
     if (size == 1) return ERR_OK;
     for (size_t off = 0; off < n;) {
-        size_t chunk = n - off < (size_t)INT_MAX ? n - off : (size_t)INT_MAX;
+        size_t chunk = n - off < max_chunk ? n - off : max_chunk;
         int rc = MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)chunk, MPI_FLOAT, MPI_SUM, comm);
         if (rc != MPI_SUCCESS)
             return err_set(e, ERR_MPI,
