@@ -118,6 +118,11 @@ void kern_row_lse_bwd(float *dz, const float *z, int V, float lse, float H, int 
 void kern_row_lse_bwd_ref(float *dz, const float *z, int V, float lse, float H, int y, float dlp,
                           float dent);
 
+/* Cross-entropy row, fused for training: returns log p[y] of the logits z (V) and overwrites z
+ * with dlp * (onehot(y) - p), the gradient of dlp * log p[y]. One exp per logit. */
+float kern_row_logp_grad(float *z, int V, int y, float dlp);
+float kern_row_logp_grad_ref(float *z, int V, int y, float dlp);
+
 /* Causal self-attention over full sequences of one batch (positions 0..T-1).
  * qkv (B,T,QKV) holds q (NH*HS) | k (NKV*HS) | v (NKV*HS) per row, after rotary. Query head h
  * reads kv head h / (NH/NKV). Writes att (B,NH,T,T) (probabilities; only j <= t is meaningful)

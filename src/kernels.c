@@ -228,6 +228,23 @@ void kern_row_lse_bwd(float *dz, const float *z, int V, float lse, float H, int 
     if (y >= 0 && y < V) dz[y] += dlp;
 }
 
+float kern_row_logp_grad_ref(float *z, int V, int y, float dlp) {
+    float lse = kern_row_lse_ref(z, V, NULL);
+    float lp = z[y] - lse;
+    kern_row_lse_bwd_ref(z, z, V, lse, 0.0f, y, dlp, 0.0f);
+    return lp;
+}
+
+float kern_row_logp_grad(float *z, int V, int y, float dlp) {
+    float zy = z[y];
+    float m = kern_max(z, V);
+    float s = kern_exp_shift_sum(z, V, m); /* z now holds exp(z - m) */
+    float k = -dlp / s;
+    for (int j = 0; j < V; j++) z[j] *= k;
+    z[y] += dlp;
+    return zy - m - logf(s);
+}
+
 /* ------------------------------------------------------------------------ attention */
 
 void kern_attn_fwd_ref(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV,

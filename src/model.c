@@ -232,14 +232,14 @@ size_t model_matmul_params(const model_config *c) {
 
 double model_grad_norm(const model *m) {
     if (!m->grads) return 0.0;
-    double acc[8] = {0};
-    size_t n = m->n_params, j = 0;
+    /* float lanes within blocks of 4096 (vectorised), double across blocks */
     const float *g = m->grads;
-    for (; j + 8 <= n; j += 8)
-        for (int l = 0; l < 8; l++) acc[l] += (double)g[j + l] * g[j + l];
+    size_t n = m->n_params;
     double s = 0;
-    for (; j < n; j++) s += (double)g[j] * g[j];
-    for (int l = 0; l < 8; l++) s += acc[l];
+    for (size_t b = 0; b < n; b += 4096) {
+        size_t e = b + 4096 < n ? b + 4096 : n;
+        s += kern_dot(g + b, g + b, (int)(e - b));
+    }
     return sqrt(s);
 }
 

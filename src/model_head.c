@@ -60,10 +60,11 @@ float model_ce(model *m, model_acts *a, const int *targets, const float *mask, f
             float *z = a->logits + (size_t)i * V;
             int y = targets[idx[i]];
             float w = mask ? mask[idx[i]] : 1.0f;
-            float lse = kern_row_lse(z, V, NULL);
-            loss -= (double)w * (z[y] - lse);
             /* loss = -sum w log p[y] / denom: d/dlogp[y] = -w / denom */
-            if (backward) kern_row_lse_bwd(z, z, V, lse, 0.0f, y, -w / denom, 0.0f);
+            if (backward)
+                loss -= (double)w * kern_row_logp_grad(z, V, y, -w / denom);
+            else
+                loss -= (double)w * (z[y] - kern_row_lse(z, V, NULL));
         }
         if (backward) head_chunk_backward(m, a, a->logits, idx, k);
     }

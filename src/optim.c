@@ -59,6 +59,8 @@ double optim_lr(const optim_config *c, long step) {
     return lo + 0.5 * ((double)c->lr - lo) * (1.0 + cos(M_PI * prog));
 }
 
+/* Vectorises only with -fno-math-errno (the Makefile's flags): otherwise gcc keeps a scalar
+ * sqrtf call for errno's sake, and the step takes twice as long. */
 static void adamw_tensor(float *restrict p, const float *restrict g, float *restrict m,
                          float *restrict v, size_t n, float decay, float b1, float b2, float gs,
                          float step_size, float inv_bc2_sqrt, float eps) {
