@@ -42,7 +42,7 @@ endif
 # pkg-config is only asked once the deps are in place, so that 'make deps' works on a bare machine.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS   := -std=gnu11 $(OPT) $(WARN) -Iinclude -I$(OBJDIR) -MMD -MP
+CFLAGS   := -std=gnu11 $(OPT) -fno-math-errno $(WARN) -Iinclude -I$(OBJDIR) -MMD -MP
 LDLIBS    = $(PKG_LIBS) -lm -lpthread
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 
 static const struct {
@@ -33,6 +34,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    blas_fix_core(argc, argv); /* may re-exec with OPENBLAS_CORETYPE set: before anything else */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -13,4 +13,3 @@ int cli_tokenize(int argc, char **argv) { (void)argc, (void)argv; return missing
 int cli_logits(int argc, char **argv) { (void)argc, (void)argv; return missing("logits"); }
 int cli_generate(int argc, char **argv) { (void)argc, (void)argv; return missing("generate"); }
 int cli_export(int argc, char **argv) { (void)argc, (void)argv; return missing("export"); }
-int cli_bench(int argc, char **argv) { (void)argc, (void)argv; return missing("bench"); }
