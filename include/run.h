@@ -44,6 +44,9 @@ typedef struct run_ctx {
     int resume_stage;
     int64_t resume_step;
 
+    /* rank 0: a stop request reached the workers during the current stage */
+    int stopping;
+
     /* reports batched on a worker before they go to rank 0 */
     void *report;
 } run_ctx;

@@ -484,6 +484,7 @@ int run_coord_serve(run_ctx *ctx, int stage, int n_workers, const char *const *c
         if (rc) return rc;
     }
     if (cs.prog_started) log_progress_end(&cs.prog, NULL);
+    if (cs.stop_sent) ctx->stopping = 1;
     if (cs.n_ck)
         return err_set(e, ERR_INTERNAL, "stage %s ended with checkpoint %lld incomplete",
                        config_stage_name(stage), (long long)cs.ck_id[0]);
@@ -892,16 +893,22 @@ int cli_run(int argc, char **argv) {
                      from ? " (continuing from its checkpoint)" : "");
         if ((rc = stage_run(&ctx, stage, from, &e))) run_fail(&ctx, &e);
         if (rank == 0) {
-            /* the stage is whole: checkpoint "stage+1, step 0", then release the workers */
-            int64_t id = RUN_CKPT_ID(stage + 1, 0);
             double secs = log_now() - t_stage;
-            char name[64];
-            snprintf(name, sizeof name, "time/%s_seconds", config_stage_name(stage));
-            if ((rc = metrics_set_summary(ctx.metrics, name, secs, &e)) ||
-                (rc = commit_ckpt(&ctx, id, NULL, 0, &e)))
-                run_fail(&ctx, &e);
-            stopped = g_stop_signal != 0;
-            log_info("stage %s: done in %.1f s", config_stage_name(stage), secs);
+            if (ctx.stopping) {
+                /* the workers stopped mid-stage at a checkpoint of their own */
+                stopped = 1;
+                log_info("stage %s: stopped after %.1f s", config_stage_name(stage), secs);
+            } else {
+                /* the stage is whole: checkpoint "stage+1, step 0", then release the workers */
+                int64_t id = RUN_CKPT_ID(stage + 1, 0);
+                char name[64];
+                snprintf(name, sizeof name, "time/%s_seconds", config_stage_name(stage));
+                if ((rc = metrics_set_summary(ctx.metrics, name, secs, &e)) ||
+                    (rc = commit_ckpt(&ctx, id, NULL, 0, &e)))
+                    run_fail(&ctx, &e);
+                stopped = g_stop_signal != 0;
+                log_info("stage %s: done in %.1f s", config_stage_name(stage), secs);
+            }
             int32_t msg[2] = {CTRL_STAGE_END, stopped};
             for (int r = 1; r < size; r++)
                 comm_send(msg, 2, MPI_INT32_T, r, TAG_CONTROL, MPI_COMM_WORLD);
