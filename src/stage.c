@@ -5,14 +5,19 @@
 
 #include "run.h"
 
-/* One entry per enum config_stage; NULL while a stage is not built. */
+/* Weak references: a stage without its file in the build links as NULL. */
+#pragma weak stage_sft
+#pragma weak stage_judge_sft
+#pragma weak stage_label
+#pragma weak stage_reward
+#pragma weak stage_rl
+#pragma weak stage_eval
+
+/* One entry per enum config_stage. */
 static const stage_fn stage_table[STAGE_COUNT] = {
-    [STAGE_SFT] = NULL,
-    [STAGE_JUDGE_SFT] = NULL,
-    [STAGE_LABEL] = NULL,
-    [STAGE_REWARD] = NULL,
-    [STAGE_RL] = NULL,
-    [STAGE_EVAL] = NULL,
+    [STAGE_SFT] = stage_sft,       [STAGE_JUDGE_SFT] = stage_judge_sft,
+    [STAGE_LABEL] = stage_label,   [STAGE_REWARD] = stage_reward,
+    [STAGE_RL] = stage_rl,         [STAGE_EVAL] = stage_eval,
 };
 
 int stage_check_available(const config *cfg, rl_err *e) {
