@@ -776,14 +776,13 @@ int cli_run(int argc, char **argv) {
     int rc = ERR_OK;
     int64_t len = 0;
     if (rank == 0) {
-        config c0;
-        rc = config_load_file(deck, &c0, &e);
+        /* rank 0 keeps the struct parsed from the file: its positions point into the file */
+        rc = config_load_file(deck, &ctx.cfg, &e);
         if (rc) {
             fprintf(stderr, "%s\n", e.msg);
         } else {
-            ctx.deck_yaml = config_emit(&c0);
+            ctx.deck_yaml = config_emit(&ctx.cfg);
             len = (int64_t)strlen(ctx.deck_yaml);
-            config_free(&c0);
         }
     }
     rc = bcast_status(rc);
@@ -792,9 +791,10 @@ int cli_run(int argc, char **argv) {
     if (rank != 0) ctx.deck_yaml = xmalloc((size_t)len + 1);
     comm_bcast(ctx.deck_yaml, (int)len, MPI_CHAR, 0, MPI_COMM_WORLD);
     ctx.deck_yaml[len] = '\0';
-    if ((rc = config_load_string(deck, ctx.deck_yaml, (size_t)len, &ctx.cfg, &e))) {
-        if (rank == 0) fprintf(stderr, "internal: the effective deck does not load back: %s\n", e.msg);
-        return finish(1);
+    /* the others parse the effective deck: the same values (the round trip is tested) */
+    if (rank != 0 && (rc = config_load_string(deck, ctx.deck_yaml, (size_t)len, &ctx.cfg, &e))) {
+        fprintf(stderr, "internal: the effective deck does not load back: %s\n", e.msg);
+        MPI_Abort(MPI_COMM_WORLD, 1);
     }
     snprintf(ctx.deck_path_for_msgs, sizeof ctx.deck_path_for_msgs, "%s", deck);
 
