@@ -234,6 +234,9 @@ static const key_def schema[] = {
     {"judge_sft.train_ranks", T_INT, OFF(judge_sft.train_ranks), "0", 0, 1 << 20, NULL, 0,
      "worker ranks that train data-parallel: the judge ranks, then policy and reward ranks "
      "(0: the judge ranks only)"},
+    {"judge_sft.prompt_loss", T_FLOAT, OFF(judge_sft.prompt_loss), "0", 0, 1, NULL, 0,
+     "finetune: loss weight of the prompt's tokens (language modelling of the comparisons' texts; "
+     "the label token weighs 1)"},
     {"judge_sft.eval_pairs", T_INT, OFF(judge_sft.eval_pairs), "1000", 0, 1e8, NULL, 0,
      "held-out comparisons (test documents) for judge_alignment_gold"},
     {"label.source", T_ENUM, OFF(label.source), "policy", 0, 0, "policy|file", 0,

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "rng.h"
 #include "sample.h"
+#include "tokenizer_pre.h"
 
 #define PREFIX_SLOTS_MAX 8
 #define SCORE_PREFIX_KEY (-2) /* the prefix cache key of score mode */
@@ -915,11 +916,14 @@ static int label_chunk_cot(judge *j, const judge_pair *pairs, int k, judge_label
             size_t tl = 0;
             rc = tokenizer_decode(p->tok, s->out, n, 0, &text, &tl, e);
             if (rc) break;
-            char *nlp = strchr(text, '\n');
+            size_t cl;
+            char *clean = tokenizer_utf8_sanitize(text, tl, &cl); /* stays valid UTF-8 */
+            free(text);
+            char *nlp = strchr(clean, '\n');
             if (nlp) *nlp = '\0';
             sbuf b = {0};
-            sb_trimmed(&b, text, -1);
-            free(text);
+            sb_trimmed(&b, clean, -1);
+            free(clean);
             if (ord == 0) out[i].rationale_ab = b.s ? b.s : dup0("");
             else out[i].rationale_ba = b.s ? b.s : dup0("");
         }

@@ -166,6 +166,7 @@ typedef struct jsft {
     comparison *cmp;
     int *perm;
     long perm_epoch;
+    float prompt_w;
 } jsft;
 
 /* This rank's share of step `s` of a phase (s counts from 1 within the phase). */
@@ -178,7 +179,7 @@ static int fill(jsft *J, trainer *t, int phase, long s, int batch, rl_err *e) {
         int *ids = NULL, n = 0;
         if (phase == 0) {
             rc = pretrain_sequence(J->tok, &J->tc, k, &ids, &n, e);
-            if (!rc) rc = trainer_batch_add(t, ids, n, NULL, e);
+            if (!rc) rc = trainer_batch_add(t, ids, n < t->Tmax ? n : t->Tmax, NULL, e);
             free(ids);
             continue;
         }
@@ -200,6 +201,7 @@ static int fill(jsft *J, trainer *t, int phase, long s, int batch, rl_err *e) {
         ids = xrealloc(ids, sizeof(int) * (size_t)(n + 1));
         ids[n] = judge_prompt_label_token(J->jp, pos);
         float *w = xcalloc((size_t)(n + 1), sizeof *w);
+        for (int x = 1; x < n; x++) w[x] = J->prompt_w;
         w[n] = 1.0f;
         rc = trainer_batch_add(t, ids, n + 1, w, e);
         free(w);
@@ -216,6 +218,7 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
     J.ctx = ctx;
     J.g = g;
     J.perm_epoch = -1;
+    J.prompt_w = (float)cfg->judge_sft.prompt_loss;
     task_lm_task_config(cfg, &J.tc);
     tokenizer *tok = NULL;
     model m;
@@ -289,9 +292,8 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
         for (long s = (from_step > first ? from_step - first : 0) + 1; s <= steps; s++) {
             long step = first + s;
             trainer_stats st;
-            if ((rc = fill(&J, &t, phase, s, co->batch, e)) ||
-                (rc = trainer_step(&t, step, &st, e)))
-                break;
+            rc = fill(&J, &t, phase, s, co->batch, e);
+            if ((rc = stage_agree(g->comm, rc, e)) || (rc = trainer_step(&t, step, &st, e))) break;
             if (lead) {
                 run_metric(ctx, name, step, st.loss);
                 run_metric(ctx, "judge_sft/lr", step, st.lr);

@@ -105,14 +105,17 @@ typedef struct coord {
     labels_row *rows;
     uint8_t *state;
     int64_t n_done, done_before, n_todo;
-    int64_t next_gen; /* rows below it were handed to generation (or are done) */
-    int64_t generating;
-    int64_t *ready; /* FIFO of rows ready for a judge */
+    /* work goes in blocks of `batch` rows (block k: rows k*batch ..): a block is sampled in one
+     * batch and judged in one batch, so its pairs and labels do not depend on the timing */
+    int64_t nb;
+    int64_t next_gen;  /* blocks below it were handed to generation (or are done) */
+    int64_t generating; /* blocks out for generation */
+    int64_t *ready;     /* FIFO of blocks ready for a judge */
     int64_t ready_head, ready_tail;
     int64_t *pending; /* done rows not yet in the file */
     int n_pending;
     double last_flush, t_first, t_last;
-    int batch, gen_batch;
+    int batch;
     int n_judges, n_policy;
     judge_info *judges;
     int *policy_waiting;
@@ -152,10 +155,21 @@ static int64_t ready_count(const coord *c) {
 }
 
 static int generation_left(const coord *c) {
-    return c->source == CONFIG_LABEL_POLICY && (c->next_gen < c->n || c->generating > 0);
+    return c->source == CONFIG_LABEL_POLICY && (c->next_gen < c->nb || c->generating > 0);
 }
 
-/* A judge asks: give it a batch, park it, or end it. */
+static int64_t block_end(const coord *c, int64_t b) {
+    int64_t e = (b + 1) * c->batch;
+    return e < c->n ? e : c->n;
+}
+
+static int block_done(const coord *c, int64_t b) {
+    for (int64_t r = b * c->batch; r < block_end(c, b); r++)
+        if (c->state[r] != ROW_DONE) return 0;
+    return 1;
+}
+
+/* A judge asks: give it a block, park it, or end it. */
 static void deal_judge(coord *c, int src) {
     judge_info *ji = &c->judges[src - c->ctx->comm.first[ROLE_JUDGE]];
     ji->waiting = 0;
@@ -168,13 +182,15 @@ static void deal_judge(coord *c, int src) {
         else send_done(src);
         return;
     }
+    int64_t b = c->ready[c->ready_head++];
+    int k = 0;
+    for (int64_t r = b * c->batch; r < block_end(c, b); r++) k += c->state[r] == ROW_READY;
     msg_writer w;
     msg_init(&w);
     msg_put_i32(&w, CMD_WORK);
-    int k = (int)(ready_count(c) < c->batch ? ready_count(c) : c->batch);
     msg_put_i32(&w, k);
-    for (int q = 0; q < k; q++) {
-        int64_t r = c->ready[c->ready_head++];
+    for (int64_t r = b * c->batch; r < block_end(c, b); r++) {
+        if (c->state[r] != ROW_READY) continue;
         c->state[r] = ROW_JUDGING;
         msg_put_i64(&w, r);
         msg_put_str(&w, c->rows[r].context);
@@ -185,34 +201,31 @@ static void deal_judge(coord *c, int src) {
     send_buf(&w, src);
 }
 
-/* A policy rank asks: give it rows to sample, park it (enough is ready), or end it. */
+/* A policy rank asks: give it a block to sample, park it (enough is ready), or end it. */
 static void deal_policy(coord *c, int src) {
     int pi = src - c->ctx->comm.first[ROLE_POLICY];
     c->policy_waiting[pi] = 0;
-    while (c->next_gen < c->n && c->state[c->next_gen] == ROW_DONE) c->next_gen++;
-    if (c->stop || c->next_gen >= c->n) {
+    while (c->next_gen < c->nb && block_done(c, c->next_gen)) c->next_gen++;
+    if (c->stop || c->next_gen >= c->nb) {
         send_done(src);
         return;
     }
-    int64_t high = 2LL * c->batch * c->n_judges + c->gen_batch;
-    if (ready_count(c) + c->generating >= high) {
+    if (ready_count(c) + c->generating >= 2LL * c->n_judges + 1) {
         c->policy_waiting[pi] = 1;
         return;
     }
+    int64_t b = c->next_gen++;
     msg_writer w;
     msg_init(&w);
     msg_put_i32(&w, CMD_WORK);
-    int64_t rows[4096];
-    int k = 0;
-    while (k < c->gen_batch && c->next_gen < c->n) {
-        int64_t r = c->next_gen++;
-        if (c->state[r] == ROW_DONE) continue;
-        c->state[r] = ROW_GEN;
-        rows[k++] = r;
+    msg_put_i32(&w, (int)(block_end(c, b) - b * c->batch));
+    /* every row of the block is sampled (the done ones too, and dropped on return): the batch
+     * is the same as in a run that was never interrupted */
+    for (int64_t r = b * c->batch; r < block_end(c, b); r++) {
+        if (c->state[r] != ROW_DONE) c->state[r] = ROW_GEN;
+        msg_put_i64(&w, r);
     }
-    msg_put_i32(&w, k);
-    for (int q = 0; q < k; q++) msg_put_i64(&w, rows[q]);
-    c->generating += k;
+    c->generating++;
     if (c->t_first == 0) c->t_first = log_now();
     send_buf(&w, src);
 }
@@ -272,23 +285,32 @@ static int on_judge_result(coord *c, int src, msg_reader *r, rl_err *e) {
 static int on_policy_result(coord *c, int src, msg_reader *r, rl_err *e) {
     int stop = msg_get_i32(r), n = msg_get_i32(r);
     if (stop) c->stop = 1;
+    int64_t block = -1;
     for (int q = 0; q < n && !r->bad; q++) {
         int64_t row = msg_get_i64(r), pid = msg_get_i64(r);
         char *ctxt = msg_get_str(r), *a = msg_get_str(r), *b = msg_get_str(r);
-        if (r->bad || row < 0 || row >= c->n || c->state[row] != ROW_GEN) {
+        if (r->bad || row < 0 || row >= c->n ||
+            (c->state[row] != ROW_GEN && c->state[row] != ROW_DONE)) {
             free(ctxt), free(a), free(b);
             return err_set(e, ERR_MPI, "rank %d returned a pair for row %lld it was not given",
                            src, (long long)row);
+        }
+        block = row / c->batch;
+        if (c->state[row] == ROW_DONE) { /* labelled by an earlier attempt */
+            free(ctxt), free(a), free(b);
+            continue;
         }
         labels_row *lr = &c->rows[row];
         labels_row_free(lr);
         lr->prompt_id = pid;
         lr->context = ctxt, lr->a = a, lr->b = b;
         c->state[row] = ROW_READY;
-        c->ready[c->ready_tail++] = row;
-        c->generating--;
     }
     if (r->bad) return err_set(e, ERR_MPI, "rank %d sent a malformed result", src);
+    if (block >= 0) {
+        c->ready[c->ready_tail++] = block;
+        c->generating--;
+    }
     return ERR_OK;
 }
 
@@ -487,7 +509,6 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
     c.ctx = ctx;
     c.source = cfg->label.source;
     c.batch = cfg->judge.batch_pairs;
-    c.gen_batch = cfg->judge.batch_pairs;
     c.n_judges = ctx->comm.count[ROLE_JUDGE];
     c.n_policy = c.source == CONFIG_LABEL_POLICY ? ctx->comm.count[ROLE_POLICY] : 0;
     snprintf(c.path, sizeof c.path, "%s/labels.h5", ctx->out_dir);
@@ -527,7 +548,8 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
     }
     if (!rc) {
         c.state = xcalloc((size_t)c.n + 1, 1);
-        c.ready = xmalloc(sizeof(int64_t) * (size_t)(c.n + 1));
+        c.nb = (c.n + c.batch - 1) / c.batch;
+        c.ready = xmalloc(sizeof(int64_t) * (size_t)(c.nb + 1));
         c.pending = xmalloc(sizeof(int64_t) * (size_t)(c.n + 1));
         c.judges = xcalloc((size_t)c.n_judges + 1, sizeof *c.judges);
         c.policy_waiting = xcalloc((size_t)c.n_policy + 1, sizeof(int));
@@ -545,9 +567,11 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
                 c.rows[i].a = fr_row->a, fr_row->a = NULL;
                 c.rows[i].b = fr_row->b, fr_row->b = NULL;
                 c.state[i] = ROW_READY;
-                c.ready[c.ready_tail++] = i;
             }
         }
+        if (c.source == CONFIG_LABEL_FILE)
+            for (int64_t b = 0; b < c.nb; b++)
+                if (!block_done(&c, b)) c.ready[c.ready_tail++] = b;
         log_info("label: %lld pairs to label (%lld done earlier), %d judge rank%s%s, batches of %d",
                  (long long)c.n_todo, (long long)c.n_done, c.n_judges, c.n_judges == 1 ? "" : "s",
                  c.source == CONFIG_LABEL_POLICY ? ", pairs sampled by the policy ranks" : "",

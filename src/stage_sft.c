@@ -44,6 +44,7 @@ static int sft_fill_batch(trainer *t, const tokenizer *tok, const task_config *t
         if (rc) return rc;
         int *ids = NULL, n = 0, np = 0;
         if ((rc = task_lm_sft_sequence(tok, &ex, &ids, &n, &np, e))) return rc;
+        if (n > t->Tmax) n = t->Tmax; /* rare: the summary's tail is cut */
         float *w = xmalloc(sizeof(float) * (size_t)n);
         for (int k = 0; k < n; k++) w[k] = k >= np ? 1.0f : prompt_w;
         rc = trainer_batch_add(t, ids, n, w, e);
@@ -171,8 +172,9 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
     long tokens = 0;
     for (long step = from_step + 1; step <= steps; step++) {
         trainer_stats st;
-        if ((rc = sft_fill_batch(&t, tok, &tc, step, cfg->sft.batch, g->rank, g->size, 0, pw, e)))
-            break;
+        /* a rank whose data fails must not leave the others in a collective: agree first */
+        rc = sft_fill_batch(&t, tok, &tc, step, cfg->sft.batch, g->rank, g->size, 0, pw, e);
+        if ((rc = stage_agree(g->comm, rc, e))) break;
         tokens += (long)t.B * t.T;
         if ((rc = trainer_step(&t, step, &st, e))) break;
         if (lead) {
@@ -189,9 +191,8 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
             trainer_stats vs;
             int vb = VAL_SEQS - VAL_SEQS % g->size;
             if (vb > t.Bmax * g->size) vb = t.Bmax * g->size;
-            if ((rc = sft_fill_batch(&t, tok, &tc, 1, vb, g->rank, g->size, 1, 0.0f, e)) ||
-                (rc = trainer_eval(&t, &vs, e)))
-                break;
+            rc = sft_fill_batch(&t, tok, &tc, 1, vb, g->rank, g->size, 1, 0.0f, e);
+            if ((rc = stage_agree(g->comm, rc, e)) || (rc = trainer_eval(&t, &vs, e))) break;
             if (lead) run_metric(ctx, "sft/val_loss", step, vs.loss);
         }
         int stop = run_stop_requested(ctx, g->comm);

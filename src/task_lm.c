@@ -8,6 +8,7 @@
 #include "bpe_train.h"
 #include "gguf.h"
 #include "gguf_model.h"
+#include "tokenizer_pre.h"
 
 void task_lm_task_config(const config *cfg, task_config *tc) {
     task_config_default(tc);
@@ -231,7 +232,12 @@ int task_lm_generate(const model *m, const tokenizer *tok, kvcache *kv, const ch
             char *text = NULL;
             size_t tl = 0;
             rc = tokenizer_decode(tok, seqs[j].out, len, 0, &text, &tl, e);
-            out[i0 + j] = text;
+            if (!rc) {
+                /* a model can emit byte tokens that do not form UTF-8: texts stay valid UTF-8 */
+                size_t cl;
+                out[i0 + j] = tokenizer_utf8_sanitize(text, tl, &cl);
+                free(text);
+            }
         }
         for (int j = 0; j < k; j++) free(ptoks[j]), ptoks[j] = NULL;
     }
