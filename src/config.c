@@ -986,7 +986,10 @@ static void validate_stage_keys(loader *ld) {
                         tr[i].train_ranks ? tr[i].key : tr[i].role_key);
             }
     }
-    if (has_jsft && c->task.name == 0 && (long)c->task.judge_pairs * 10 > (long)c->label.pairs) {
+    /* (a pairs file with label.pairs: 0 is labelled whole; its size is only known at run time) */
+    int label_count_known = !(c->label.source == CONFIG_LABEL_FILE && c->label.pairs == 0);
+    if (has_jsft && c->task.name == 0 && label_count_known &&
+        (long)c->task.judge_pairs * 10 > (long)c->label.pairs) {
         p = key_or_section_pos(ld, "task.judge_pairs");
         add_err(ld, p.line, p.col,
                 "'task.judge_pairs' = %d is more than a tenth of label.pairs = %d: the feedback "

@@ -610,8 +610,19 @@ static void send_req(run_ctx *ctx) {
     msg_free(&w);
 }
 
+/* RLAIF_TEST_SLOW_JUDGE=K:MS makes judge rank K (within the role) sleep MS milliseconds per
+ * batch: how the tests show that dealing on demand gives a slow judge less work. */
+static long test_slowdown_us(const run_ctx *ctx) {
+    const char *v = getenv("RLAIF_TEST_SLOW_JUDGE");
+    int k = -1;
+    long ms = 0;
+    if (!v || sscanf(v, "%d:%ld", &k, &ms) != 2 || k != ctx->comm.role_rank || ms <= 0) return 0;
+    return ms * 1000;
+}
+
 static int label_judge(run_ctx *ctx, rl_err *e) {
     const config *cfg = &ctx->cfg;
+    long slow_us = test_slowdown_us(ctx);
     char path[4400];
     model_file(ctx, "judge.gguf", cfg->judge_model.gguf, path, sizeof path);
     model m;
@@ -659,6 +670,7 @@ static int label_judge(run_ctx *ctx, rl_err *e) {
         }
         double t0 = log_now();
         rc = judge_label_pairs(jd, jp, n, jl, e);
+        if (slow_us) comm_sleep_us(slow_us);
         busy += log_now() - t0;
         if (rc) break;
         pairs += n;
