@@ -759,6 +759,14 @@ int cli_run(int argc, char **argv) {
         return 2;
     }
 
+    /* before MPI_Init: a stop request that comes during start-up (Slurm's signal, forwarded by
+     * the job script) must not kill the rank, whose default action for both signals that is */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
     MPI_Init(&argc, &argv);
     run_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -822,12 +830,6 @@ int cli_run(int argc, char **argv) {
     const char *tenv = getenv("RLAIF_THREADS_PER_RANK");
     if (tenv && atoi(tenv) > 0) threads = atoi(tenv);
     openblas_set_num_threads(threads);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     if (rank == 0) {
         log_info("rlaif run %s: %d ranks (1 coordinator, %d judge, %d reward, %d policy), %d "
