@@ -6,6 +6,8 @@
 #   make deps            install the Debian packages the project needs (or print the command)
 #   make run             the main job: every stage of input/quickstart.yaml
 #   make test            all tests; the last line reads "N passed, N failed"
+#   make test-slurm      only the tests under a real (local, one-node) Slurm: tests/scripts/test_slurm.sh
+#   make slurm-start     start that local Slurm (tools/slurm_local.sh); make slurm-stop stops it
 #   make bench           throughput figures, each next to its reference measured in the same run
 #   make format          clang-format the tree; make format-check verifies it
 #   V=1                  show the full compiler command lines
@@ -53,7 +55,7 @@ UNIT_SRCS:= $(wildcard tests/unit/test_*.c) $(wildcard tests/mpi/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/%.c=$(OBJDIR)/tests/%)
 
 .PHONY: all deps deps-test run test test-build bench report format format-check clean \
-        FORCE check-decks fuzz
+        FORCE check-decks fuzz test-slurm slurm-start slurm-stop
 all: $(BIN)
 
 # ---------------------------------------------------------------- dependencies
@@ -96,6 +98,17 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
 	@BIN=$(BIN) OBJDIR=$(OBJDIR) PYTHON=$(PYTHON) VARIANT=$(VARIANT) tests/run.sh
+
+# the real-Slurm tests alone (make test runs them too); they start and stop their own cluster
+test-slurm: deps-test
+	@$(MAKE) --no-print-directory $(BIN)
+	@BIN=$(BIN) OBJDIR=$(OBJDIR) PYTHON=$(PYTHON) VARIANT=$(VARIANT) TESTS=scripts/test_slurm \
+	  tests/run.sh
+slurm-start:
+	@tools/slurm_local.sh start
+	@tools/slurm_local.sh env
+slurm-stop:
+	@tools/slurm_local.sh stop
 
 bench: deps-test
 	@$(MAKE) --no-print-directory $(BIN)
