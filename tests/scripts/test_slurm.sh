@@ -60,6 +60,12 @@ if ! tools/deps.sh slurmctld slurmd slurm-client munge >"$T/deps" 2>&1; then
   skip "jobs under a real Slurm" "Debian's Slurm packages cannot be installed here: $(tail -1 "$T/deps")"
   exit 0
 fi
+# one test run at a time per cluster directory: another one would stop the cluster under us
+exec 9>"${RLAIF_SLURM_DIR:-/tmp/rlaif-slurm}.lock"
+if ! flock -w 600 9; then
+  check "no other Slurm test holds ${RLAIF_SLURM_DIR:-/tmp/rlaif-slurm}.lock for 10 minutes" 'false'
+  exit 1
+fi
 t0=$SECONDS
 if tools/slurm_local.sh status >/dev/null 2>&1; then
   check "the local Slurm cluster is already running" 'true'
