@@ -19,7 +19,7 @@
 # Needs root: slurmd starts jobs as their user. Ports: $RLAIF_SLURM_PORT (default 6817) for
 # slurmctld and the next one for slurmd.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 D=${RLAIF_SLURM_DIR:-/tmp/rlaif-slurm}
 PORT=${RLAIF_SLURM_PORT:-6817}

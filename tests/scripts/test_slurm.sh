@@ -18,7 +18,7 @@
 # used and left running; one this test started is stopped at the end. Wall time: about 1.5 min
 # without the long deck.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 ROOT=$PWD
 BIN=${RLAIF_BIN:-$ROOT/build/rlaif}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
@@ -148,7 +148,7 @@ mkdir -p "$T/rq"
 t0=$SECONDS
 j=$(FAKE_DIR=$T/rq FAKE_STOP_SECONDS=8 RLAIF_BIN=$FAKE submit "${SB[@]}" --output="$T/rq/job.log" \
     jobs/rlaif.sbatch input/smoke.yaml)
-for i in $(seq 1 60); do [ "$(ls "$T/rq" | grep -c '^a0\.r')" -eq 4 ] && break; sleep 1; done
+for i in $(seq 1 60); do n=$(compgen -G "$T/rq/a0.r*" | wc -l); [ "$n" -eq 4 ] && break; sleep 1; done
 scontrol requeue "$j"
 st=$(wait_job "$j" 120); ec=$(job_field "$j" ExitCode); rs=$(job_field "$j" Restarts)
 check "scontrol requeue: job $st after $rs restart(s), exit code $ec ($((SECONDS - t0)) s)" \
