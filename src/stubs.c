@@ -10,8 +10,6 @@ static int missing(const char *what) {
 
 int cli_run(int argc, char **argv) { (void)argc, (void)argv; return missing("run"); }
 int cli_check(int argc, char **argv) { (void)argc, (void)argv; return missing("check"); }
-int cli_inspect(int argc, char **argv) { (void)argc, (void)argv; return missing("inspect"); }
-int cli_tokenize(int argc, char **argv) { (void)argc, (void)argv; return missing("tokenize"); }
 int cli_logits(int argc, char **argv) { (void)argc, (void)argv; return missing("logits"); }
 int cli_generate(int argc, char **argv) { (void)argc, (void)argv; return missing("generate"); }
 int cli_export(int argc, char **argv) { (void)argc, (void)argv; return missing("export"); }
