@@ -115,7 +115,7 @@ fuzz: fuzz-build
 	  echo "== $$n: $(FUZZ_SECONDS) s"; \
 	  RLAIF_SHARED=$${RLAIF_SHARED-$$(cd ../shared 2>/dev/null && pwd)} \
 	  ASAN_OPTIONS=detect_leaks=1 $$b -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
-	    -rss_limit_mb=4096 -jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS) \
+	    -rss_limit_mb=4096 $(if $(filter-out 1,$(FUZZ_JOBS)),-jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS)) \
 	    -artifact_prefix=$(FUZZ_DIR)/crash-$$n- -print_final_stats=1 \
 	    $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
 	done

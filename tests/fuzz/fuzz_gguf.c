@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rl_err e = {0};
     if (gguf_open_memory(data, size, "fuzz", &f, &e) != ERR_OK) return 0;
     char buf[512];
-    for (int64_t i = 0; i < gguf_n_kv(f); i++) gguf_kv_format(f, gguf_kv_at(f, i), buf, sizeof buf, 8);
+    for (int64_t i = 0; i < gguf_n_kv(f); i++)
+        gguf_kv_format(f, gguf_kv_at(f, i), buf, sizeof buf, 8);
     for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
         const gguf_tensor_info *t = gguf_tensor_at(f, i);
         if (t->nelements > (1u << 20)) continue;

@@ -34,8 +34,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     static const char *const docs[] = {"the cat sat on the mat, the end.", "x = 42; y = x + 1\n",
                                        "caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 don't it's"};
     static const char *const sp[] = {"<|bos|>", "<|eos|>"};
-    bpe_train_opts o = {.vocab_size = 300, .min_frequency = 1, .specials = sp, .n_specials = 2,
-                        .bos = 0, .eos = 1, .pad = -1, .add_bos = 1};
+    bpe_train_opts o = {.vocab_size = 300,
+                        .min_frequency = 1,
+                        .specials = sp,
+                        .n_specials = 2,
+                        .bos = 0,
+                        .eos = 1,
+                        .pad = -1,
+                        .add_bos = 1};
     rl_err e;
     if (bpe_train(docs, NULL, 3, &o, &toks[n_toks], &e) == ERR_OK) n_toks++;
     return 0;

@@ -9,7 +9,7 @@
 #include "../fuzz/fuzz_gguf.c"
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_tokenize_one
-#define LLVMFuzzerInitialize fuzz_tokenize_init
+#define LLVMFuzzerInitialize   fuzz_tokenize_init
 #include "../fuzz/fuzz_tokenize.c"
 
 static int replay(const char *sub, int (*one)(const uint8_t *, size_t)) {
