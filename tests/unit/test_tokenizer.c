@@ -612,6 +612,62 @@ static void test_bpe_rules(void **state) {
     assert_non_null(strstr(e.msg, "bert"));
 }
 
+/* Phi-3 (recognised by general.name, as llama.cpp does) strips the whitespace after its special
+ * tokens; other SPM files keep it. llama-3 pre-tokenizers add BOS by default. */
+static void test_phi3_rstrip_and_defaults(void **state) {
+    (void)state;
+    const char *toks[] = {"<unk>", "<s>", "</s>",  SP,         "h",     "i",
+                          SP "h",  "hi",  SP "hi", "<|user|>", "<0x0A>"};
+    int32_t types[] = {2, 3, 3, 1, 1, 1, 1, 1, 1, TOKEN_TYPE_USER_DEFINED, 6};
+    float sc[] = {0, 0, 0, -5, -5, -5, -3, -2, -1, 0, 0};
+    rl_err e = {0};
+    int *a[2], na[2];
+    for (int phi = 0; phi < 2; phi++) {
+        gguf_writer *w = gguf_writer_new();
+        gguf_writer_set_str(w, "general.name", phi ? "Phi-3-mini-4k-instruct" : "other");
+        gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 11);
+        gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, sc, 11);
+        gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 11);
+        uint8_t *buf;
+        size_t size;
+        assert_int_equal(gguf_writer_to_buffer(w, &buf, &size, &e), 0);
+        gguf_file *f;
+        if (gguf_open_memory(buf, size, "phi", &f, &e)) fail_msg("%s", e.msg);
+        tokenizer *t;
+        if (tokenizer_from_gguf(f, &t, &e)) fail_msg("%s", e.msg);
+        /* user-defined tokens are cut out even without TOK_PARSE_SPECIAL */
+        a[phi] = enc(t, "<|user|>\n hi", 0, &na[phi]);
+        tokenizer_free(t);
+        gguf_close(f);
+        free(buf);
+        gguf_writer_free(w);
+    }
+    /* phi-3: "<|user|>" then "hi" with the prefix space: 9 8; others: "▁\n▁hi" -> 9 3 10 8 */
+    assert_true(same_ids(a[1], na[1], (const int[]){9, 8}, 2));
+    assert_true(same_ids(a[0], na[0], (const int[]){9, 3, 10, 8}, 4));
+    free(a[0]), free(a[1]);
+    const char *bt[] = {"a", "b"};
+    tokenizer_vocab v = {.model = "gpt2",
+                         .pre = "llama-bpe",
+                         .n_tokens = 2,
+                         .tokens = bt,
+                         .bos = 0,
+                         .eos = 1,
+                         .unk = -1,
+                         .pad = -1,
+                         .add_bos = -1,
+                         .add_eos = -1};
+    tokenizer *t;
+    if (tokenizer_from_vocab(&v, &t, &e)) fail_msg("%s", e.msg);
+    assert_true(tokenizer_add_bos(t));
+    tokenizer_free(t);
+    v.pre = "qwen2";
+    if (tokenizer_from_vocab(&v, &t, &e)) fail_msg("%s", e.msg);
+    assert_false(tokenizer_add_bos(t));
+    tokenizer_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama_cpp_vocab_cases),
@@ -623,6 +679,7 @@ int main(void) {
         cmocka_unit_test(test_byte_mapping_and_utf8),
         cmocka_unit_test(test_spm_rules),
         cmocka_unit_test(test_bpe_rules),
+        cmocka_unit_test(test_phi3_rstrip_and_defaults),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, NULL, NULL);
 }
