@@ -1,9 +1,9 @@
 /* bpe_train: see include/bpe_train.h.
  *
  * Words are counted once; pair counts live in a hash table and a max-heap with lazy deletion
- * (an entry is current when its count equals the table's). Each merge rewrites only the words
- * that contain the pair, subtracting their old pairs and adding their new ones, so the counts
- * stay exact. Cost per merge: one scan of the distinct words. */
+ * (an entry is current when its count equals the table's); each pair also lists the words it
+ * occurs in. Each merge rewrites only those words, subtracting their old pairs and adding their
+ * new ones, so the counts stay exact and a merge costs what the words holding the pair cost. */
 #include "bpe_train.h"
 
 #include <stdint.h>
@@ -78,46 +78,76 @@ static void ss_free(strset *m) {
     free(m->s), free(m->len), free(m->slot);
 }
 
-/* ---- pair -> count */
+/* ---- pair -> count, and the words it occurs in (a list that may hold words that lost the pair
+   since; users check) */
+typedef struct ilist {
+    int *v;
+    int n, cap;
+} ilist;
+
 typedef struct pairmap {
     uint64_t *key; /* (a << 32 | b) + 1; 0 = empty */
     int64_t *cnt;
+    ilist *words;
+    uint8_t *touched; /* changed since the last flush */
     uint32_t mask, n;
+    uint64_t *dirty; /* keys of the touched pairs */
+    size_t n_dirty, cap_dirty;
 } pairmap;
 
 static uint64_t pkey(int a, int b) {
     return ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) + 1;
 }
+static uint32_t phash(uint64_t k, uint32_t mask) {
+    return (uint32_t)(k * 0x9e3779b97f4a7c15ULL >> 32) & mask;
+}
 
-static int64_t *pm_slot(pairmap *m, int a, int b) {
+/* Index of the slot of (a, b), created (count 0) when absent. */
+static uint32_t pm_slot(pairmap *m, int a, int b) {
     if (!m->key || (m->n + 1) * 2 > m->mask) {
-        uint32_t cap = m->key ? 2 * (m->mask + 1) : 1 << 14;
+        uint32_t cap = m->key ? 2 * (m->mask + 1) : 1 << 14, omask = m->mask;
         uint64_t *ok = m->key;
         int64_t *oc = m->cnt;
-        uint32_t omask = m->mask;
+        ilist *ow = m->words;
+        uint8_t *ot = m->touched;
         m->key = xcalloc(cap, sizeof(uint64_t));
         m->cnt = xcalloc(cap, sizeof(int64_t));
+        m->words = xcalloc(cap, sizeof(ilist));
+        m->touched = xcalloc(cap, 1);
         m->mask = cap - 1;
-        if (ok) {
-            for (uint32_t i = 0; i <= omask; i++)
-                if (ok[i]) {
-                    uint32_t j = (uint32_t)(ok[i] * 0x9e3779b97f4a7c15ULL >> 32) & m->mask;
-                    while (m->key[j]) j = (j + 1) & m->mask;
-                    m->key[j] = ok[i];
-                    m->cnt[j] = oc[i];
-                }
-        }
-        free(ok);
-        free(oc);
+        for (uint32_t i = 0; ok && i <= omask; i++)
+            if (ok[i]) {
+                uint32_t j = phash(ok[i], m->mask);
+                while (m->key[j]) j = (j + 1) & m->mask;
+                m->key[j] = ok[i];
+                m->cnt[j] = oc[i];
+                m->words[j] = ow[i];
+                m->touched[j] = ot[i];
+            }
+        free(ok), free(oc), free(ow), free(ot);
     }
     uint64_t k = pkey(a, b);
-    uint32_t j = (uint32_t)(k * 0x9e3779b97f4a7c15ULL >> 32) & m->mask;
+    uint32_t j = phash(k, m->mask);
     while (m->key[j] && m->key[j] != k) j = (j + 1) & m->mask;
     if (!m->key[j]) {
         m->key[j] = k;
         m->n++;
     }
-    return &m->cnt[j];
+    return j;
+}
+
+static void pm_free(pairmap *m) {
+    for (uint32_t i = 0; m->key && i <= m->mask; i++) free(m->words[i].v);
+    free(m->key), free(m->cnt), free(m->words), free(m->touched), free(m->dirty);
+}
+
+static void il_push(ilist *l, int x) {
+    if (l->n > 0 && l->v[l->n - 1] == x) return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 4;
+        l->v = xrealloc(l->v, sizeof(int) * (size_t)l->cap);
+    }
+    l->v[l->n++] = x;
 }
 
 /* ---- max-heap of (count, a, b): higher count first, then smaller a, then smaller b */
@@ -170,16 +200,34 @@ typedef struct word {
     int64_t freq;
 } word;
 
-/* Adds `sign` * freq for every adjacent pair of w, queueing the new counts. */
-static void count_pairs(pairmap *pm, pheap *h, const word *w, int sign) {
+/* Adds `sign` * freq for every adjacent pair of word wi, marking the pairs touched and, when
+ * adding, noting the word under the pair. */
+static void count_pairs(pairmap *pm, const word *w, int wi, int sign) {
     for (int i = 0; i + 1 < w->n; i++) {
-        int64_t *c = pm_slot(pm, w->sym[i], w->sym[i + 1]);
-        *c += sign * w->freq;
-        if (sign > 0)
-            ph_push(h, (entry){*c, w->sym[i], w->sym[i + 1]});
-        else if (*c > 0)
-            ph_push(h, (entry){*c, w->sym[i], w->sym[i + 1]});
+        uint32_t j = pm_slot(pm, w->sym[i], w->sym[i + 1]);
+        pm->cnt[j] += sign * w->freq;
+        if (sign > 0) il_push(&pm->words[j], wi);
+        if (!pm->touched[j]) {
+            pm->touched[j] = 1;
+            if (pm->n_dirty == pm->cap_dirty) {
+                pm->cap_dirty = pm->cap_dirty ? 2 * pm->cap_dirty : 4096;
+                pm->dirty = xrealloc(pm->dirty, sizeof(uint64_t) * pm->cap_dirty);
+            }
+            pm->dirty[pm->n_dirty++] = pm->key[j];
+        }
     }
+}
+
+/* Queues the current count of every touched pair once (older entries become stale). */
+static void flush_touched(pairmap *pm, pheap *h) {
+    for (size_t k = 0; k < pm->n_dirty; k++) {
+        uint64_t key = pm->dirty[k] - 1;
+        int a = (int)(key >> 32), b = (int)(uint32_t)key;
+        uint32_t j = pm_slot(pm, a, b);
+        pm->touched[j] = 0;
+        if (pm->cnt[j] > 0) ph_push(h, (entry){pm->cnt[j], a, b});
+    }
+    pm->n_dirty = 0;
 }
 
 int bpe_train(const char *const *docs, const size_t *lens, int n_docs, const bpe_train_opts *o,
@@ -264,14 +312,16 @@ int bpe_train(const char *const *docs, const size_t *lens, int n_docs, const bpe
     /* 3. merge until the vocabulary is full */
     pairmap pm = {0};
     pheap heap = {0};
-    for (int i = 0; i < words.n; i++) count_pairs(&pm, &heap, &w[i], +1);
+    for (int i = 0; i < words.n; i++) count_pairs(&pm, &w[i], i, +1);
+    flush_touched(&pm, &heap);
     char **merges = NULL;
     int n_merges = 0, cap_merges = 0;
     int *tmp = NULL;
     size_t tmp_cap = 0;
     while (toks.n < o->vocab_size && heap.n > 0) {
         entry top = ph_pop(&heap);
-        if (top.c != *pm_slot(&pm, top.a, top.b)) continue; /* stale */
+        uint32_t slot = pm_slot(&pm, top.a, top.b);
+        if (top.c != pm.cnt[slot]) continue; /* stale */
         if (top.c < min_freq) break;
         size_t la = toks.len[top.a], lb = toks.len[top.b];
         char *cat = xmalloc(la + lb + 1);
@@ -290,13 +340,17 @@ int bpe_train(const char *const *docs, const size_t *lens, int n_docs, const bpe
         memcpy(merges[n_merges] + la + 1, toks.s[top.b], lb);
         merges[n_merges][la + lb + 1] = '\0';
         n_merges++;
-        for (int i = 0; i < words.n; i++) {
+        /* the words that held the pair; the list is taken over, merging adds new lists */
+        ilist todo = pm.words[slot];
+        pm.words[slot] = (ilist){0};
+        for (int q = 0; q < todo.n; q++) {
+            int i = todo.v[q];
             word *x = &w[i];
             int has = 0;
             for (int j = 0; j + 1 < x->n && !has; j++)
                 has = x->sym[j] == top.a && x->sym[j + 1] == top.b;
-            if (!has) continue;
-            count_pairs(&pm, &heap, x, -1);
+            if (!has) continue; /* the word lost the pair to an earlier merge */
+            count_pairs(&pm, x, i, -1);
             if ((size_t)x->n > tmp_cap) {
                 tmp_cap = (size_t)x->n * 2;
                 tmp = xrealloc(tmp, sizeof(int) * tmp_cap);
@@ -312,12 +366,14 @@ int bpe_train(const char *const *docs, const size_t *lens, int n_docs, const bpe
             }
             memcpy(x->sym, tmp, sizeof(int) * (size_t)m);
             x->n = m;
-            count_pairs(&pm, &heap, x, +1);
+            count_pairs(&pm, x, i, +1);
         }
+        free(todo.v);
+        flush_touched(&pm, &heap);
     }
     free(tmp);
     free(heap.v);
-    free(pm.key), free(pm.cnt);
+    pm_free(&pm);
     for (int i = 0; i < words.n; i++) free(w[i].sym);
     free(w);
     ss_free(&words);
