@@ -142,9 +142,17 @@ static void excerpt(const char *p, uint64_t len, char *out, size_t n) {
     out[j < n ? j : n - 1] = '\0';
 }
 
-/* Reads a GGUF string (u64 length + bytes) at the cursor. `what` names it in messages. */
-static int rd_str(cursor *c, gguf_str *s, const char *what) {
+/* Reads a GGUF string (u64 length + bytes) at the cursor. Messages name it as prefix, label and
+ * index (idx < 0: none); they are only formatted on failure (arrays hold 100k strings). */
+static int rd_str(cursor *c, gguf_str *s, const char *prefix, const char *label, int64_t idx) {
     uint64_t at = c->pos;
+    char what[400];
+    if (left(c) < 8 || ld_u64(c->b + c->pos) > left(c) - 8) {
+        if (idx >= 0)
+            snprintf(what, sizeof what, "%s%s %lld", prefix, label, (long long)idx);
+        else
+            snprintf(what, sizeof what, "%s%s", prefix, label);
+    }
     if (left(c) < 8)
         return failf(c, at, "%s: the file ends inside its length field (%llu bytes left, need 8)",
                      what, (unsigned long long)left(c));
@@ -187,7 +195,7 @@ static int rd_value(cursor *c, gguf_kv *kv, const char *ctx) {
     kv->value = c->b + c->pos;
     if (type == GGUF_TYPE_STRING) {
         gguf_str s;
-        return rd_str(c, &s, ctx[0] ? ctx : "string value");
+        return rd_str(c, &s, ctx, "string value", -1);
     }
     if (type != GGUF_TYPE_ARRAY) {
         uint64_t sz = gguf_types[type].size;
@@ -234,11 +242,9 @@ static int rd_value(cursor *c, gguf_kv *kv, const char *ctx) {
                      ctx, (unsigned long long)n, (unsigned long long)left(c));
     kv->str_offsets = xmalloc(sizeof(uint64_t) * (n ? n : 1));
     for (uint64_t i = 0; i < n; i++) {
-        char what[320];
-        snprintf(what, sizeof what, "%sstring element %llu", ctx, (unsigned long long)i);
         kv->str_offsets[i] = c->pos;
         gguf_str s;
-        if ((rc = rd_str(c, &s, what))) return rc;
+        if ((rc = rd_str(c, &s, ctx, "string element", (int64_t)i))) return rc;
     }
     return ERR_OK;
 }
@@ -324,9 +330,7 @@ static int parse(gguf_file *f, rl_err *e) {
     for (uint64_t i = 0; i < n_kv; i++) {
         gguf_kv *kv = &f->kv[i];
         kv->file_offset = c.pos;
-        char what[64];
-        snprintf(what, sizeof what, "metadata pair %llu: key", (unsigned long long)i);
-        if ((rc = rd_str(cp, &kv->key, what))) return rc;
+        if ((rc = rd_str(cp, &kv->key, "", "key of metadata pair", (int64_t)i))) return rc;
         if (kv->key.len == 0)
             return failf(cp, kv->file_offset, "metadata pair %llu: empty key",
                          (unsigned long long)i);
@@ -388,9 +392,7 @@ static int parse(gguf_file *f, rl_err *e) {
         gguf_tensor_info *t = &f->tensors[i];
         t->info_offset = c.pos;
         gguf_str name;
-        char what[64];
-        snprintf(what, sizeof what, "tensor info %llu: name", (unsigned long long)i);
-        if ((rc = rd_str(cp, &name, what))) return rc;
+        if ((rc = rd_str(cp, &name, "", "name of tensor info", (int64_t)i))) return rc;
         char nm[128], ctx[200];
         excerpt(name.ptr, name.len, nm, sizeof nm);
         if (name.len == 0)

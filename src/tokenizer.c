@@ -186,6 +186,9 @@ static int text_is(const tokenizer *t, int id, const char *s) {
 }
 
 static int text_in(const tokenizer *t, int id, const char *const *list) {
+    /* every listed text starts with '<', '[', '_' or U+2581: skip the rest of the vocabulary */
+    char c = tok_text(t, id)[0];
+    if (c != '<' && c != '[' && c != '_' && c != '\xe2') return 0;
     for (; *list; list++)
         if (text_is(t, id, *list)) return 1;
     return 0;
