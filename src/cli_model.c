@@ -191,7 +191,7 @@ static char *read_all(FILE *fp, size_t *len) {
 }
 
 int cli_tokenize(int argc, char **argv) {
-    const char *model = NULL;
+    const char *model_path = NULL;
     int flags = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -204,7 +204,7 @@ int cli_tokenize(int argc, char **argv) {
             return 0;
         }
         if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
-            model = argv[++i];
+            model_path = argv[++i];
         else if (strcmp(argv[i], "--bos") == 0)
             flags |= TOK_ADD_BOS;
         else if (strcmp(argv[i], "--special") == 0)
@@ -212,10 +212,10 @@ int cli_tokenize(int argc, char **argv) {
         else
             return usage_error("tokenize", "unknown or incomplete option", tokenize_usage);
     }
-    if (!model) return usage_error("tokenize", "--model is required", tokenize_usage);
+    if (!model_path) return usage_error("tokenize", "--model is required", tokenize_usage);
     rl_err e = {0};
     gguf_file *f;
-    if (gguf_open(model, &f, &e)) return fail(&e);
+    if (gguf_open(model_path, &f, &e)) return fail(&e);
     tokenizer *t;
     if (tokenizer_from_gguf(f, &t, &e)) {
         gguf_close(f);
