@@ -519,6 +519,40 @@ static void test_writer_roundtrip_types(void **state) {
     gguf_writer_free(w);
 }
 
+/* Copying every metadata pair of a file into a writer reproduces the values (alignment aside). */
+static void test_writer_copy_kv(void **state) {
+    (void)state;
+    layout o;
+    bb b = valid_file(&o);
+    gguf_file *f, *g;
+    rl_err e = {0};
+    if (gguf_open_memory(b.p, b.n, "src", &f, &e)) fail_msg("%s", e.msg);
+    gguf_writer *w = gguf_writer_new();
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) gguf_writer_copy_kv(w, f, gguf_kv_at(f, i));
+    uint8_t *buf;
+    size_t n;
+    assert_int_equal(gguf_writer_to_buffer(w, &buf, &n, &e), 0);
+    if (gguf_open_memory(buf, n, "copy", &g, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(gguf_n_kv(g), gguf_n_kv(f) - 1);
+    assert_null(gguf_find_kv(g, "general.alignment"));
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) {
+        const gguf_kv *a = gguf_kv_at(f, i);
+        char key[64], x[256], y[256];
+        snprintf(key, sizeof key, "%.*s", (int)a->key.len, a->key.ptr);
+        if (strcmp(key, "general.alignment") == 0) continue;
+        const gguf_kv *c = gguf_find_kv(g, key);
+        assert_non_null(c);
+        assert_int_equal(c->type, a->type);
+        assert_string_equal(gguf_kv_format(g, c, y, sizeof y, 8),
+                            gguf_kv_format(f, a, x, sizeof x, 8));
+    }
+    gguf_close(g);
+    gguf_close(f);
+    free(buf);
+    gguf_writer_free(w);
+    free(b.p);
+}
+
 /* ------------------------------------------------------------------ conversions */
 
 static void test_f16(void **state) {
@@ -676,6 +710,7 @@ int main(void) {
         cmocka_unit_test(test_byte_corruptions_never_crash),
         cmocka_unit_test(test_writer_matches_hand_layout),
         cmocka_unit_test(test_writer_roundtrip_types),
+        cmocka_unit_test(test_writer_copy_kv),
         cmocka_unit_test(test_f16),
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_q8_0),
