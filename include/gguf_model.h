@@ -33,9 +33,12 @@ int gguf_model_load(const gguf_file *f, const model_config *cfg, const model_ten
 
 /* Writes a model as GGUF in llama.cpp's layout and naming: general.* and {arch}.* metadata, the
  * tokenizer's metadata, and every tensor of the table except score_head.* as `wtype`
- * (GGML_TYPE_F32 or GGML_TYPE_F16; 1-D tensors always F32, as llama.cpp does). */
+ * (GGML_TYPE_F32 or GGML_TYPE_F16; 1-D tensors always F32, as llama.cpp does). When keep_from
+ * is given (the file the model came from), its descriptive metadata travels along: the chat
+ * template (tokenizer.chat_template*) and the general.* keys this function does not set. */
 int gguf_model_export(const char *path, const char *name, const model_config *cfg,
                       const model_tensor *table, int n, const float *params,
-                      const struct tokenizer *tok, uint32_t wtype, rl_err *e);
+                      const struct tokenizer *tok, const gguf_file *keep_from, uint32_t wtype,
+                      rl_err *e);
 
 #endif

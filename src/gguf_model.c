@@ -179,7 +179,8 @@ int gguf_model_load(const gguf_file *f, const model_config *cfg, const model_ten
 
 int gguf_model_export(const char *path, const char *name, const model_config *cfg,
                       const model_tensor *table, int n, const float *params,
-                      const struct tokenizer *tok, uint32_t wtype, rl_err *e) {
+                      const struct tokenizer *tok, const gguf_file *keep_from, uint32_t wtype,
+                      rl_err *e) {
     if (wtype != GGML_TYPE_F32 && wtype != GGML_TYPE_F16)
         return err_set(e, ERR_INPUT, "export: weight type %u (only f32 and f16 are written)",
                        wtype);
@@ -217,6 +218,19 @@ int gguf_model_export(const char *path, const char *name, const model_config *cf
 #undef SETU
 #undef SETF
     if (tok) tokenizer_write_gguf(tok, w);
+    for (int64_t i = 0; keep_from && i < gguf_n_kv(keep_from); i++) {
+        const gguf_kv *kv = gguf_kv_at(keep_from, i);
+        static const char *const own[] = {"general.architecture",
+                                          "general.name",
+                                          "general.file_type",
+                                          "general.alignment",
+                                          "general.quantization_version",
+                                          NULL};
+        int keep = (kv->key.len > 8 && memcmp(kv->key.ptr, "general.", 8) == 0) ||
+                   (kv->key.len >= 23 && memcmp(kv->key.ptr, "tokenizer.chat_template", 23) == 0);
+        for (int k = 0; keep && own[k]; k++) keep = !gguf_str_eq(kv->key, own[k]);
+        if (keep) gguf_writer_copy_kv(w, keep_from, kv);
+    }
     int rc = ERR_OK;
     for (int i = 0; i < n && !rc; i++) {
         const model_tensor *mt = &table[i];

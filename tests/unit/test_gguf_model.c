@@ -124,6 +124,18 @@ static void test_export_import(void **state) {
     if (gguf_open(path, &rf, &e)) fail_msg("%s", e.msg);
     tokenizer *tok;
     if (tokenizer_from_gguf(rf, &tok, &e)) fail_msg("%s", e.msg);
+    /* descriptive metadata of the source travels along; what export sets itself does not */
+    gguf_writer *kw = gguf_writer_new();
+    gguf_writer_set_str(kw, "general.architecture", "gemma");
+    gguf_writer_set_str(kw, "general.name", "source");
+    gguf_writer_set_str(kw, "general.license", "apache-2.0");
+    gguf_writer_set_str(kw, "tokenizer.chat_template", "{{ messages }}");
+    gguf_writer_set_u32(kw, "llama.block_count", 99);
+    uint8_t *kbuf;
+    size_t ksize;
+    assert_int_equal(gguf_writer_to_buffer(kw, &kbuf, &ksize, &e), 0);
+    gguf_file *keep;
+    if (gguf_open_memory(kbuf, ksize, "keep", &keep, &e)) fail_msg("%s", e.msg);
     for (int variant = 0; variant < 4; variant++) {
         /* llama untied, llama tied with a reward head (dropped on export), qwen2 with biases, and
            head size != C / NH */
@@ -149,7 +161,8 @@ static void test_export_import(void **state) {
         for (uint32_t wt = 0; wt <= 1; wt++) { /* f32, f16 */
             char out[1200];
             snprintf(out, sizeof out, "%s/m.gguf", test_tmpdir("gguf_model"));
-            if (gguf_model_export(out, "test", &c, t, n, p, tok, wt, &e)) fail_msg("%s", e.msg);
+            if (gguf_model_export(out, "test", &c, t, n, p, tok, keep, wt, &e))
+                fail_msg("%s", e.msg);
             gguf_file *f;
             if (gguf_open(out, &f, &e)) fail_msg("%s", e.msg);
             model_config d;
@@ -160,6 +173,12 @@ static void test_export_import(void **state) {
             gguf_str arch;
             assert_int_equal(gguf_get_str(f, "general.architecture", &arch, 1, &e), 0);
             assert_true(gguf_str_eq(arch, variant == 2 ? "qwen2" : "llama"));
+            assert_int_equal(gguf_get_str(f, "general.name", &arch, 1, &e), 0);
+            assert_true(gguf_str_eq(arch, "test"));
+            assert_int_equal(gguf_get_str(f, "general.license", &arch, 1, &e), 0);
+            assert_true(gguf_str_eq(arch, "apache-2.0"));
+            assert_int_equal(gguf_get_str(f, "tokenizer.chat_template", &arch, 1, &e), 0);
+            assert_true(gguf_str_eq(arch, "{{ messages }}"));
             memset(q, 0, sizeof(float) * total);
             if (gguf_model_load(f, &d, t, n, q, &e)) fail_msg("%s", e.msg);
             for (int i = 0; i < n; i++) {
@@ -190,6 +209,9 @@ static void test_export_import(void **state) {
         free(p), free(q), free(t);
     }
     tokenizer_free(tok);
+    gguf_close(keep);
+    free(kbuf);
+    gguf_writer_free(kw);
     gguf_close(rf);
 }
 
