@@ -102,13 +102,13 @@ FUZZ_DIR     := build/fuzz
 FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_DIR)/%)
 FUZZ_LIB     := src/err.c src/gguf.c src/gguf_model.c src/tokenizer.c src/tokenizer_pre.c \
-                src/bpe_train.c src/rng.c
+                src/bpe_train.c src/rng.c src/config.c src/log.c
 FUZZ_FLAGS   := -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-                -fno-sanitize-recover=undefined -Iinclude $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+                -fno-sanitize-recover=undefined -Iinclude $(shell pkg-config --cflags libpcre2-8 ompi 2>/dev/null)
 
 $(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB) $(shell pkg-config --libs libpcre2-8 2>/dev/null) -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB) $(shell pkg-config --libs libpcre2-8 yaml-0.1 2>/dev/null) -lm
 
 fuzz-build: $(FUZZ_BINS)
 

@@ -11,6 +11,9 @@
 #define LLVMFuzzerTestOneInput fuzz_tokenize_one
 #define LLVMFuzzerInitialize   fuzz_tokenize_init
 #include "../fuzz/fuzz_tokenize.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_deck_one
+#include "../fuzz/fuzz_deck.c"
 
 static int replay(const char *sub, int (*one)(const uint8_t *, size_t)) {
     const char *root = getenv("ROOT");
@@ -56,8 +59,16 @@ static void test_replay_tokenize(void **state) {
     for (int i = 0; i < n_toks; i++) tokenizer_free(toks[i]);
 }
 
+static void test_replay_deck(void **state) {
+    (void)state;
+    int n = replay("deck", fuzz_deck_one);
+    printf("# %d deck inputs replayed\n", n);
+    assert_true(n > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_deck),
         cmocka_unit_test(test_replay_gguf),
         cmocka_unit_test(test_replay_tokenize),
     };
