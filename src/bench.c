@@ -102,8 +102,8 @@ static double median(double *v, int n) {
 }
 
 static void print_core(int threads) {
-    printf("blas: OpenBLAS %s\n", blas_core_name());
-    printf("blas_core_choice: %s\n", blas_core_origin());
+    printf("blas: OpenBLAS\n");
+    printf("blas_core: %s (%s)\n", blas_core_name(), blas_core_origin());
     printf("threads: %d\n", threads);
 }
 

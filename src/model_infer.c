@@ -52,7 +52,8 @@ void kvcache_reset(kvcache *c, int slot) {
     if (slot >= 0 && slot < c->n_slots) c->len[slot] = 0;
 }
 
-/* (max_seq, HS) block of one layer, slot and kv head */
+/* Block of one layer, slot and kv head: keys (HS, max_seq) transposed, so that a decode step's
+ * scores are HS axpys over the positions; values (max_seq, HS). */
 static inline size_t kv_off(const kvcache *c, int l, int slot, int g) {
     return ((((size_t)l * c->n_slots + slot) * c->n_kv_heads + g) * c->max_seq) * c->head_dim;
 }
@@ -67,9 +68,11 @@ int kvcache_copy_prefix(kvcache *c, int src, int dst, int n_tokens, rl_err *e) {
     if (src != dst)
         for (int l = 0; l < c->n_layers; l++)
             for (int g = 0; g < c->n_kv_heads; g++) {
-                size_t n = sizeof(float) * (size_t)n_tokens * c->head_dim;
-                memcpy(c->k + kv_off(c, l, dst, g), c->k + kv_off(c, l, src, g), n);
-                memcpy(c->v + kv_off(c, l, dst, g), c->v + kv_off(c, l, src, g), n);
+                size_t so = kv_off(c, l, src, g), dof = kv_off(c, l, dst, g);
+                for (int d = 0; d < c->head_dim; d++) /* keys are stored transposed */
+                    memcpy(c->k + dof + (size_t)d * c->max_seq, c->k + so + (size_t)d * c->max_seq,
+                           sizeof(float) * (size_t)n_tokens);
+                memcpy(c->v + dof, c->v + so, sizeof(float) * (size_t)n_tokens * c->head_dim);
             }
     c->len[dst] = n_tokens;
     return ERR_OK;
@@ -136,30 +139,34 @@ static void step_ws_get(kvcache *c, const model_config *cfg, int R, int n_seq, s
 static void step_attention(const model_config *cfg, const kvcache *c, int l, int slot, int p0,
                            int n, const float *qkv, float *atto, float *S) {
     int NH = cfg->n_heads, NKV = cfg->n_kv_heads, HS = cfg->head_dim, grp = NH / NKV;
-    int QKV = model_qkv_dim(cfg), OD = NH * HS, len = p0 + n;
+    int QKV = model_qkv_dim(cfg), OD = NH * HS, len = p0 + n, ms = c->max_seq;
     float scale = 1.0f / sqrtf((float)HS);
     for (int h = 0; h < NH; h++) {
         int g = h / grp;
-        const float *K = c->k + kv_off(c, l, slot, g), *Vc = c->v + kv_off(c, l, slot, g);
+        const float *Kt = c->k + kv_off(c, l, slot, g), *Vc = c->v + kv_off(c, l, slot, g);
         const float *Q = qkv + (size_t)h * HS;
         float *O = atto + (size_t)h * HS;
         if (n == 1) {
-            /* decode: one query row against len keys */
-            for (int j = 0; j < len; j++) S[j] = scale * kern_dot(Q, K + (size_t)j * HS, HS);
+            /* decode: S = scale q K^T as HS axpys over the positions; O = softmax(S) V */
+            for (int j = 0; j < len; j++) S[j] = 0;
+            for (int d = 0; d < HS; d++) {
+                const float *restrict kd = Kt + (size_t)d * ms;
+                float *restrict sj = S;
+                float qd = scale * Q[d];
+                for (int j = 0; j < len; j++) sj[j] += qd * kd[j];
+            }
             float m = kern_max(S, len);
             float inv = 1.0f / kern_exp_shift_sum(S, len, m);
-            float acc[256];
-            float *o = HS <= 256 ? acc : O;
-            for (int d = 0; d < HS; d++) o[d] = 0;
+            for (int d = 0; d < HS; d++) O[d] = 0;
             for (int j = 0; j < len; j++) {
                 const float *restrict v = Vc + (size_t)j * HS;
-                float s = S[j] * inv;
-                for (int d = 0; d < HS; d++) o[d] += s * v[d];
+                float *restrict o = O;
+                float p = S[j] * inv;
+                for (int d = 0; d < HS; d++) o[d] += p * v[d];
             }
-            if (o != O) memcpy(O, o, sizeof(float) * HS);
             continue;
         }
-        blas_gemm_nt(n, len, HS, scale, Q, QKV, K, HS, 0.0f, S, len);
+        blas_gemm_nn(n, len, HS, scale, Q, QKV, Kt, ms, 0.0f, S, len);
         for (int i = 0; i < n; i++) {
             float *row = S + (size_t)i * len;
             int valid = p0 + i + 1;
@@ -233,10 +240,12 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
             for (int k = 0; k < n_new[i]; k++) {
                 int r = w.row0[i] + k;
                 for (int g = 0; g < NKV; g++) {
-                    size_t at = kv_off(c, l, slots[i], g) + (size_t)w.pos[r] * HS;
+                    size_t off = kv_off(c, l, slots[i], g);
                     const float *src = w.qkv + (size_t)r * QKV + OD + (size_t)g * HS;
-                    memcpy(c->k + at, src, sizeof(float) * HS);
-                    memcpy(c->v + at, src + (size_t)NKV * HS, sizeof(float) * HS);
+                    for (int d = 0; d < HS; d++)
+                        c->k[off + (size_t)d * c->max_seq + w.pos[r]] = src[d];
+                    memcpy(c->v + off + (size_t)w.pos[r] * HS, src + (size_t)NKV * HS,
+                           sizeof(float) * HS);
                 }
             }
         for (int i = 0; i < n_seq; i++) {
