@@ -123,6 +123,15 @@ void kern_row_lse_bwd_ref(float *dz, const float *z, int V, float lse, float H, 
 float kern_row_logp_grad(float *z, int V, int y, float dlp);
 float kern_row_logp_grad_ref(float *z, int V, int y, float dlp);
 
+/* C (M,N) = A (M,K) W (N,K)^T + beta C for few rows M (decode steps): every W row is read
+ * once, straight from the caller's matrix, with no packed copy (OpenBLAS packs all of W on
+ * every call, which at M = 32 costs as much as the arithmetic). 4x4 blocks of dot products with
+ * 16-lane accumulators, reduced by a transpose-and-add tree. */
+void kern_gemm_nt_small(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                        float beta, float *C, int ldc);
+void kern_gemm_nt_small_ref(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                            float beta, float *C, int ldc);
+
 /* Causal self-attention over full sequences of one batch (positions 0..T-1).
  * qkv (B,T,QKV) holds q (NH*HS) | k (NKV*HS) | v (NKV*HS) per row, after rotary. Query head h
  * reads kv head h / (NH/NKV). Writes att (B,NH,T,T) (probabilities; only j <= t is meaningful)

@@ -78,11 +78,17 @@ int kvcache_copy_prefix(kvcache *c, int src, int dst, int n_tokens, rl_err *e) {
     return ERR_OK;
 }
 
-/* y (M,N) = x (M,K) W^T (N,K); a matrix-vector product for one row, which OpenBLAS does much
- * faster through gemv than through its gemm with M = 1. */
+/* Rows up to which model_step uses kern_gemm_nt_small rather than OpenBLAS's gemm. */
+#define SMALL_M 40
+
+/* y (M,N) = x (M,K) W^T (N,K) + beta y. One row goes through gemv, few rows through our
+ * small-M kernel: OpenBLAS's gemm packs all of W on every call, which for decode steps costs as
+ * much as the arithmetic. */
 static void linear(int M, int N, int K, const float *x, const float *W, float beta, float *y) {
     if (M == 1)
         blas_gemv(N, K, W, x, beta, y);
+    else if (M <= SMALL_M)
+        kern_gemm_nt_small(M, N, K, x, K, W, K, beta, y, N);
     else
         blas_gemm_nt(M, N, K, 1.0f, x, K, W, K, beta, y, N);
 }
