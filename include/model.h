@@ -1,5 +1,27 @@
 /* model: a Llama-family transformer (Llama, Mistral, Qwen2 style) for training and inference.
  *
+ * Token embedding, RMSNorm, rotary embeddings (adjacent pairs as in llama GGUF files, or
+ * half-split "neox" as in Qwen2), grouped-query causal attention, SwiGLU feed-forward, optional
+ * q/k/v biases, LM head tied to the embedding or separate, and an optional scalar head (vector +
+ * bias on the final normed hidden state) for reward and value models.
+ *
+ * How the roles use it (shapes in the legend below):
+ *   SFT / judge fine-tuning  model_forward, model_ce(mask excludes prompt and padding, backward),
+ *                            model_backward, [model_allreduce_grads], optim_step
+ *   reward model             model_forward, model_score_forward at each sequence's last token,
+ *                            caller's pairwise loss -> model_score_backward(dscore), model_backward
+ *   PPO policy               model_forward, model_lm_forward (log-probs of the taken tokens and
+ *                            entropies at response positions), caller's PPO loss ->
+ *                            model_lm_backward(dlogprob, dentropy), model_backward
+ *   value model              as the reward model, with a score at every response position
+ *   frozen reference         model_forward + model_lm_forward only (no gradient buffer)
+ *   judge scoring            model_step on a kvcache: prefill the shared preamble once,
+ *                            kvcache_copy_prefix into other slots, prefill each rest, logits at
+ *                            the last position only; sample_generate for rationales
+ *   policy sampling          sample_generate (sample.h): batched, per-sequence rng streams
+ * Not here: file formats (gguf, ckpt), tokenisers, the losses of PPO and reward modelling,
+ * mixed precision, multi-threading beyond BLAS's threads, model parallelism.
+ *
  * Dimension legend, used in every shape comment of the engine:
  *   B batch, T time (sequence positions), C channels (dim), V vocab, L layers,
  *   NH query heads, NKV key/value heads, HS head size, FF feed-forward hidden size.
