@@ -240,9 +240,10 @@ void model_backward(model *m, model_acts *a, const int *tokens);
 
 typedef struct kvcache {
     int n_layers, n_slots, max_seq, n_kv_heads, head_dim;
-    float *k; /* (L, S, NKV, HS, max_seq): keys transposed */
-    float *v; /* (L, S, NKV, max_seq, HS) */
-    int *len; /* (S) tokens held per slot */
+    float *k;      /* (L, S, NKV, HS, max_seq): keys transposed */
+    float *v;      /* (L, S, NKV, max_seq, HS) */
+    int *len;      /* (S) tokens held per slot */
+    int step_rows; /* rows per pass of model_step (0: 2048); longer calls are cut in pieces */
     /* scratch of model_step, grown on demand */
     float *ws;
     size_t ws_cap; /* floats */

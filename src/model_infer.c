@@ -80,6 +80,8 @@ int kvcache_copy_prefix(kvcache *c, int src, int dst, int n_tokens, rl_err *e) {
 
 /* Rows up to which model_step uses kern_gemm_nt_small rather than OpenBLAS's gemm. */
 #define SMALL_M 40
+/* Rows one pass of model_step handles; longer calls are cut into pieces. */
+#define STEP_ROWS 2048
 
 /* y (M,N) = x (M,K) W^T (N,K) + beta y. One row goes through gemv, few rows through our
  * small-M kernel: OpenBLAS's gemm packs all of W on every call, which for decode steps costs as
@@ -185,15 +187,16 @@ static void step_attention(const model_config *cfg, const kvcache *c, int l, int
     }
 }
 
+static void step_core(const model *m, kvcache *c, int n_seq, const int *slots, const int *n_new,
+                      const int *tokens, const model_step_out *out);
+
 int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const int *n_new,
                const int *tokens, const model_step_out *out, rl_err *e) {
     const model_config *cfg = &m->cfg;
-    int C = cfg->dim, QKV = model_qkv_dim(cfg), FF = cfg->ffn_dim, V = cfg->vocab_size;
-    int NH = cfg->n_heads, NKV = cfg->n_kv_heads, HS = cfg->head_dim, OD = NH * HS;
+    int V = cfg->vocab_size, NKV = cfg->n_kv_heads, HS = cfg->head_dim;
     if (c->n_layers != cfg->n_layers || c->n_kv_heads != NKV || c->head_dim != HS)
         return err_set(e, ERR_INTERNAL, "model_step: the KV cache was made for another model");
     int R = 0;
-    size_t s_floats = 0;
     for (int i = 0; i < n_seq; i++) {
         int s = slots[i];
         if (s < 0 || s >= c->n_slots)
@@ -205,8 +208,6 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
             return err_set(e, ERR_INPUT,
                            "model_step: slot %d holds %d tokens, %d more exceed the cache's %d", s,
                            c->len[s], n_new[i], c->max_seq);
-        size_t sf = (size_t)n_new[i] * (size_t)(c->len[s] + n_new[i]);
-        if (sf > s_floats) s_floats = sf;
         R += n_new[i];
     }
     for (int r = 0; r < R; r++)
@@ -215,6 +216,72 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
                            "model_step: token %d at row %d outside the vocabulary "
                            "(%d)",
                            tokens[r], r, V);
+    if (out && out->score && !m->p.score_w)
+        return err_set(e, ERR_INPUT,
+                       "model_step: a score was asked of a model without a scalar "
+                       "head");
+    int max_rows = c->step_rows > 0 ? c->step_rows : STEP_ROWS;
+    if (R <= max_rows) {
+        step_core(m, c, n_seq, slots, n_new, tokens, out);
+        return ERR_OK;
+    }
+    /* Too many rows for one pass (scratch grows with rows x context): cut the sequences into
+     * pieces of at most STEP_ROWS rows, in order, and run groups of pieces with distinct slots.
+     * Rows stay in order, so all_logits / hidden of a group are a contiguous range; per-sequence
+     * outputs come from the piece that holds the sequence's last token. */
+    int *gs = xmalloc(sizeof(int) * n_seq), *gn = xmalloc(sizeof(int) * n_seq);
+    int *gi = xmalloc(sizeof(int) * n_seq);
+    float *glog = out && out->logits ? xmalloc(sizeof(float) * (size_t)n_seq * V) : NULL;
+    float *gsc = out && out->score ? xmalloc(sizeof(float) * n_seq) : NULL;
+    int ng = 0, grows = 0, grow0 = 0;
+    for (int i = 0; i <= n_seq; i++) {
+        int left = i < n_seq ? n_new[i] : 0, done = 0;
+        do {
+            int piece = left - done < max_rows ? left - done : max_rows;
+            int clash = 0;
+            for (int k = 0; k < ng && i < n_seq; k++) clash |= gs[k] == slots[i];
+            if (ng > 0 && (i == n_seq || grows + piece > max_rows || clash)) {
+                model_step_out o = {0};
+                if (out) {
+                    o.logits = glog, o.score = gsc;
+                    o.all_logits = out->all_logits ? out->all_logits + (size_t)grow0 * V : NULL;
+                    o.hidden = out->hidden ? out->hidden + (size_t)grow0 * cfg->dim : NULL;
+                }
+                step_core(m, c, ng, gs, gn, tokens + grow0, out ? &o : NULL);
+                for (int k = 0; k < ng; k++) {
+                    int q = gi[k];
+                    if (q < 0) continue; /* not the sequence's last piece */
+                    if (glog)
+                        memcpy(out->logits + (size_t)q * V, glog + (size_t)k * V,
+                               sizeof(float) * V);
+                    if (gsc) out->score[q] = gsc[k];
+                }
+                grow0 += grows;
+                ng = 0, grows = 0;
+            }
+            if (i == n_seq) break;
+            gs[ng] = slots[i], gn[ng] = piece;
+            gi[ng] = done + piece == left ? i : -1;
+            ng++, grows += piece, done += piece;
+        } while (done < left);
+    }
+    free(gs), free(gn), free(gi), free(glog), free(gsc);
+    return ERR_OK;
+}
+
+/* The step itself, on validated arguments and few enough rows. */
+static void step_core(const model *m, kvcache *c, int n_seq, const int *slots, const int *n_new,
+                      const int *tokens, const model_step_out *out) {
+    const model_config *cfg = &m->cfg;
+    int C = cfg->dim, QKV = model_qkv_dim(cfg), FF = cfg->ffn_dim, V = cfg->vocab_size;
+    int NH = cfg->n_heads, NKV = cfg->n_kv_heads, HS = cfg->head_dim, OD = NH * HS;
+    int R = 0;
+    size_t s_floats = 0;
+    for (int i = 0; i < n_seq; i++) {
+        size_t sf = (size_t)n_new[i] * (size_t)(c->len[slots[i]] + n_new[i]);
+        if (sf > s_floats) s_floats = sf;
+        R += n_new[i];
+    }
     int want_all = out && (out->all_logits || out->hidden);
     int want_last = out && (out->logits || out->score);
     int n_out = want_all ? R : want_last ? n_seq : 0;
@@ -268,7 +335,7 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
         linear(R, C, FF, w.hff, W->wdown, 1.0f, w.x);
     }
     for (int i = 0; i < n_seq; i++) c->len[slots[i]] += n_new[i];
-    if (n_out == 0) return ERR_OK;
+    if (n_out == 0) return;
 
     /* the heads: final norm of the wanted rows only */
     for (int k = 0; k < n_out; k++) w.out_rows[k] = want_all ? k : w.row0[k] + n_new[k] - 1;
@@ -295,14 +362,9 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
         }
     }
     if (out->score) {
-        if (!m->p.score_w)
-            return err_set(e, ERR_INPUT,
-                           "model_step: a score was asked of a model without a "
-                           "scalar head");
         for (int i = 0; i < n_seq; i++) {
             int k = want_all ? w.row0[i] + n_new[i] - 1 : i;
             out->score[i] = kern_dot(m->p.score_w, w.hsel + (size_t)k * C, C) + m->p.score_b[0];
         }
     }
-    return ERR_OK;
 }

@@ -76,7 +76,7 @@ static void random_tokens(int *t, int n, int V, uint32_t stream) {
     for (int i = 0; i < n; i++) t[i] = (int)rng_below(&r, (uint32_t)V);
 }
 
-static void run_prefill_and_decode(int variant) {
+static void run_prefill_and_decode(int variant, int step_rows) {
     model m;
     make_model(&m, variant);
     int V = m.cfg.vocab_size, n = 70, split = 23;
@@ -90,14 +90,15 @@ static void run_prefill_and_decode(int variant) {
     kvcache c;
     rl_err e = {0};
     if (kvcache_create(&c, &m.cfg, 3, 80, &e)) fail_msg("%s", e.msg);
+    c.step_rows = step_rows; /* small: model_step cuts calls into pieces */
     /* whole sequence in one prefill, logits everywhere */
     float *got = malloc(sizeof(float) * (size_t)n * V);
     int slot = 1, nn = n;
     model_step_out out = {.all_logits = got};
     if (model_step(&m, &c, 1, &slot, &nn, tok, &out, &e)) fail_msg("%s", e.msg);
     double d = max_diff(got, ref, (size_t)n * V);
-    printf("# variant %d: one prefill vs forward max|diff| %.2e (max |logit| %.1f)\n", variant, d,
-           amax);
+    printf("# variant %d, rows/pass %d: one prefill vs forward max|diff| %.2e (max |logit| %.1f)\n",
+           variant, step_rows, d, amax);
     assert_true(d <= ATOL);
     assert_int_equal(c.len[1], n);
 
@@ -151,11 +152,13 @@ static void run_prefill_and_decode(int variant) {
 
 static void test_cache_mha(void **state) {
     (void)state;
-    run_prefill_and_decode(0);
+    run_prefill_and_decode(0, 0);
+    run_prefill_and_decode(0, 9);
 }
 static void test_cache_gqa_bias_neox(void **state) {
     (void)state;
-    run_prefill_and_decode(1);
+    run_prefill_and_decode(1, 0);
+    run_prefill_and_decode(1, 4);
 }
 
 /* A judge's pattern: one prefix prefilled once, copied into 3 slots, each finished with its
@@ -175,6 +178,7 @@ static void test_shared_prefix(void **state) {
     kvcache c;
     rl_err e = {0};
     if (kvcache_create(&c, &m.cfg, 4, 64, &e)) fail_msg("%s", e.msg);
+    c.step_rows = 6; /* the three suffixes (3, 10, 15 tokens) go in pieces */
     int slot = 3, nn = P;
     if (model_step(&m, &c, 1, &slot, &nn, seq[0], NULL, &e)) fail_msg("%s", e.msg);
     int slots[3] = {0, 1, 2}, nnew[3], buf[64];
