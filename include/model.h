@@ -198,9 +198,10 @@ void model_acts_free(model_acts *a);
 /* Bytes model_acts_create(cfg, B, T) allocates (for memory planning and the benchmark). */
 size_t model_acts_bytes(const model_config *cfg, int B, int T);
 
-/* Forward of tokens (B, T) (B <= Bmax, T <= min(Tmax, max_seq)) through the embedding, every
- * block and the final norm into a->hfinal; clears a->dhfinal. Positions are 0..T-1. */
-void model_forward(const model *m, model_acts *a, const int *tokens, int B, int T);
+/* Forward of tokens (B, T) (B <= Bmax, T <= Tmax, ids in [0, V)) through the embedding, every
+ * block and the final norm into a->hfinal; clears a->dhfinal. Positions are 0..T-1; pad with
+ * any valid id and mask the padding out of the losses. */
+int model_forward(const model *m, model_acts *a, const int *tokens, int B, int T, rl_err *e);
 
 /* Cross-entropy of targets (B, T) weighted by mask (B, T) (0 excludes a position: prompt or
  * padding; NULL weighs all 1). Returns sum(mask * -log p(target)) / denom, with denom = sum(mask)

@@ -200,7 +200,10 @@ static int bench_train(const bench_opts *o) {
     for (int k = -1; k < max_steps; k++) { /* k = -1: warm-up step, not timed */
         double t0 = log_now();
         model_zero_grads(&m);
-        model_forward(&m, &a, tok, B, T);
+        if (model_forward(&m, &a, tok, B, T, &e)) {
+            fprintf(stderr, "rlaif bench: %s\n", e.msg);
+            return 1;
+        }
         loss = model_ce(&m, &a, tgt, NULL, 0.0f, 1);
         model_backward(&m, &a, tok);
         if (optim_step(&opt, &m, NULL, &e)) {

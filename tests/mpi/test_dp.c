@@ -53,7 +53,7 @@ static void train(model *m, const int *tok, const int *tgt, const float *mask, i
     for (int i = 0; i < B * T; i++) total += mask[i];
     for (int s = 0; s < 3; s++) {
         model_zero_grads(m);
-        model_forward(m, &a, tok + b0 * T, b1 - b0, T);
+        if (model_forward(m, &a, tok + b0 * T, b1 - b0, T, &e)) fail_msg("%s", e.msg);
         model_ce(m, &a, tgt + b0 * T, mask + b0 * T, (float)(total / size), 1);
         /* a scalar-head term at each local sequence's last token */
         int pos[4];

@@ -53,7 +53,7 @@ static float *full_logits(const model *m, const int *tok, int n) {
     model_acts a;
     rl_err e = {0};
     if (model_acts_create(&a, &m->cfg, 1, n, &e)) fail_msg("%s", e.msg);
-    model_forward(m, &a, tok, 1, n);
+    if (model_forward(m, &a, tok, 1, n, &e)) fail_msg("%s", e.msg);
     int V = m->cfg.vocab_size;
     float *out = malloc(sizeof(float) * (size_t)n * V);
     int *pos = malloc(sizeof(int) * n);
@@ -200,7 +200,7 @@ static void test_shared_prefix(void **state) {
         /* the scalar head through the cache equals the training path's */
         model_acts a;
         if (model_acts_create(&a, &m.cfg, 1, lens[s], &e)) fail_msg("%s", e.msg);
-        model_forward(&m, &a, seq[s], 1, lens[s]);
+        if (model_forward(&m, &a, seq[s], 1, lens[s], &e)) fail_msg("%s", e.msg);
         int pos = lens[s] - 1;
         float sc;
         model_score_forward(&m, &a, &pos, 1, &sc);
@@ -216,6 +216,16 @@ static void test_shared_prefix(void **state) {
     toks[0] = V;
     assert_int_equal(model_step(&m, &c, 1, slots, ones, toks, NULL, &e), ERR_INPUT);
     assert_int_equal(kvcache_copy_prefix(&c, 3, 0, P + 1, &e), ERR_INPUT);
+    /* the training forward refuses shapes past its activations and ids outside the vocabulary */
+    model_acts a;
+    if (model_acts_create(&a, &m.cfg, 2, 8, &e)) fail_msg("%s", e.msg);
+    int bad[16] = {0};
+    assert_int_equal(model_forward(&m, &a, bad, 3, 8, &e), ERR_INPUT);
+    assert_int_equal(model_forward(&m, &a, bad, 2, 9, &e), ERR_INPUT);
+    bad[13] = -1;
+    assert_int_equal(model_forward(&m, &a, bad, 2, 8, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "(1, 5)"));
+    model_acts_free(&a);
     kvcache_free(&c);
     model_free(&m);
 }

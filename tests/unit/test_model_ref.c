@@ -177,7 +177,8 @@ static void run_total_backward(ref_case *rc, model_acts *a, float *lp, float *en
                                float *ce) {
     model *m = &rc->m;
     model_zero_grads(m);
-    model_forward(m, a, rc->tokens, rc->B, rc->T);
+    rl_err e = {0};
+    if (model_forward(m, a, rc->tokens, rc->B, rc->T, &e)) fail_msg("%s", e.msg);
     *ce = model_ce(m, a, rc->targets, rc->mask, 0.0f, 1);
     model_lm_forward(m, a, rc->targets, rc->sel, lp, ent);
     model_lm_backward(m, a, rc->targets, rc->dlogprob, rc->dentropy);
@@ -198,7 +199,7 @@ static void check_config(const char *name) {
     char path[256], what[128];
 
     /* logits at every position */
-    model_forward(m, &a, rc.tokens, B, T);
+    if (model_forward(m, &a, rc.tokens, B, T, &e)) fail_msg("%s", e.msg);
     float *logits = malloc(sizeof(float) * (size_t)N * V);
     int *all = malloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) all[i] = i;
