@@ -224,13 +224,16 @@ void model_lm_forward(const model *m, model_acts *a, const int *targets, const f
 void model_lm_backward(model *m, model_acts *a, const int *targets, const float *dlogprob,
                        const float *dentropy);
 /* Raw logits (n, V) at positions pos[i] = b*T + t of the last forward. */
-void model_lm_logits(const model *m, const model_acts *a, const int *pos, int n, float *logits);
+int model_lm_logits(const model *m, const model_acts *a, const int *pos, int n, float *logits,
+                    rl_err *e);
 
 /* Scalar head score_head.weight . hfinal[pos[i]] + score_head.bias at n positions
  * pos[i] = b*T + t; the model must have scalar_head. */
-void model_score_forward(const model *m, const model_acts *a, const int *pos, int n, float *score);
+int model_score_forward(const model *m, const model_acts *a, const int *pos, int n, float *score,
+                        rl_err *e);
 /* Accumulates the head's gradients for dscore (n) and adds into a->dhfinal. */
-void model_score_backward(model *m, model_acts *a, const int *pos, int n, const float *dscore);
+int model_score_backward(model *m, model_acts *a, const int *pos, int n, const float *dscore,
+                         rl_err *e);
 
 /* Backward from a->dhfinal through the final norm, the blocks and the embedding; accumulates
  * into m->grads (model_alloc_grads first). tokens are the forward's (B, T) tokens. */

@@ -58,7 +58,7 @@ static float *full_logits(const model *m, const int *tok, int n) {
     float *out = malloc(sizeof(float) * (size_t)n * V);
     int *pos = malloc(sizeof(int) * n);
     for (int i = 0; i < n; i++) pos[i] = i;
-    model_lm_logits(m, &a, pos, n, out);
+    if (model_lm_logits(m, &a, pos, n, out, &e)) fail_msg("%s", e.msg);
     free(pos);
     model_acts_free(&a);
     return out;
@@ -203,7 +203,9 @@ static void test_shared_prefix(void **state) {
         if (model_forward(&m, &a, seq[s], 1, lens[s], &e)) fail_msg("%s", e.msg);
         int pos = lens[s] - 1;
         float sc;
-        model_score_forward(&m, &a, &pos, 1, &sc);
+        if (model_score_forward(&m, &a, &pos, 1, &sc, &e)) fail_msg("%s", e.msg);
+        pos = lens[s];
+        assert_int_equal(model_score_forward(&m, &a, &pos, 1, &sc, &e), ERR_INPUT);
         assert_close(score[s], sc, 1e-5, 1e-5);
         model_acts_free(&a);
     }

@@ -182,8 +182,9 @@ static void run_total_backward(ref_case *rc, model_acts *a, float *lp, float *en
     *ce = model_ce(m, a, rc->targets, rc->mask, 0.0f, 1);
     model_lm_forward(m, a, rc->targets, rc->sel, lp, ent);
     model_lm_backward(m, a, rc->targets, rc->dlogprob, rc->dentropy);
-    model_score_forward(m, a, rc->score_pos, (int)rc->n_score, score);
-    model_score_backward(m, a, rc->score_pos, (int)rc->n_score, rc->dscore);
+    if (model_score_forward(m, a, rc->score_pos, (int)rc->n_score, score, &e) ||
+        model_score_backward(m, a, rc->score_pos, (int)rc->n_score, rc->dscore, &e))
+        fail_msg("%s", e.msg);
     model_backward(m, a, rc->tokens);
 }
 
@@ -203,7 +204,7 @@ static void check_config(const char *name) {
     float *logits = malloc(sizeof(float) * (size_t)N * V);
     int *all = malloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) all[i] = i;
-    model_lm_logits(m, &a, all, N, logits);
+    if (model_lm_logits(m, &a, all, N, logits, &e)) fail_msg("%s", e.msg);
     size_t n;
     snprintf(path, sizeof path, "%s/outputs/logits", rc.grp);
     double *want = read_ds(rc.f, path, &n);
