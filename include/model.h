@@ -204,7 +204,8 @@ size_t model_acts_bytes(const model_config *cfg, int B, int T);
 int model_forward(const model *m, model_acts *a, const int *tokens, int B, int T, rl_err *e);
 
 /* Cross-entropy of targets (B, T) weighted by mask (B, T) (0 excludes a position: prompt or
- * padding; NULL weighs all 1). Returns sum(mask * -log p(target)) / denom, with denom = sum(mask)
+ * padding; NULL weighs all 1). A target outside [0, V) (use -1) also excludes its position; in
+ * model_lm_forward too. Returns sum(mask * -log p(target)) / denom, with denom = sum(mask)
  * when denom <= 0. Data-parallel ranks holding different token counts pass
  * denom = (global sum of mask) / (number of ranks): model_allreduce_grads averages, so the
  * result is the gradient of the global mean.
