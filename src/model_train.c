@@ -18,8 +18,9 @@ typedef struct acts_plan {
 } acts_plan;
 
 static int head_rows_for(const model_config *c, int N) {
-    /* 64 MiB of logits per chunk: big enough for efficient GEMMs, small enough for cache */
-    size_t rows = ((size_t)64 << 20) / (sizeof(float) * (size_t)c->vocab_size);
+    /* 128 MiB of logits per chunk: the head's three GEMMs (over V) run ~8% slower with 512-row
+     * chunks than with 1024, and memory grows only with this constant, not with B*T */
+    size_t rows = ((size_t)128 << 20) / (sizeof(float) * (size_t)c->vocab_size);
     if (rows < 16) rows = 16;
     if (rows > (size_t)N) rows = (size_t)N;
     return (int)rows;
