@@ -187,6 +187,10 @@ int sample_generate(const model *m, kvcache *c, gen_seq *seqs, int n_seq, const 
             rc = err_set(e, ERR_INPUT, "generate: sequence %d has an empty prompt", i);
             goto done;
         }
+        if (g->sp.temperature > 0 && !seqs[i].r) {
+            rc = err_set(e, ERR_INPUT, "generate: sequence %d samples but has no rng stream", i);
+            goto done;
+        }
         slots[i] = seqs[i].slot;
         n_new[i] = seqs[i].prompt_len;
         total += (size_t)seqs[i].prompt_len;
