@@ -41,8 +41,7 @@ const char *blas_core_wanted(const char *detected) {
 
 static char origin[96] = "detected";
 
-void blas_fix_core(int argc, char **argv) {
-    (void)argc;
+static void fix_core(char **argv) {
     const char *user = getenv("OPENBLAS_CORETYPE");
     const char *mark = getenv(REEXEC_MARK);
     if (mark) {
@@ -68,6 +67,13 @@ void blas_fix_core(int argc, char **argv) {
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv(REEXEC_MARK);
     snprintf(origin, sizeof origin, "detected (re-exec to %s failed)", want);
+}
+
+void blas_init(int argc, char **argv) {
+    (void)argc;
+    fix_core(argv);
+    const char *o = getenv("OPENBLAS_NUM_THREADS"), *p = getenv("OMP_NUM_THREADS");
+    if (!(o && *o) && !(p && *p)) openblas_set_num_threads(1);
 }
 
 const char *blas_core_name(void) {
