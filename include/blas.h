@@ -21,8 +21,10 @@ void blas_init(int argc, char **argv);
 
 /* The core OpenBLAS uses ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *blas_core_name(void);
-/* How the core was chosen: "detected", "user OPENBLAS_CORETYPE", "rlaif: <old> misdetected" */
+/* How the core was chosen: "set by rlaif", "OPENBLAS_CORETYPE from the environment" or
+ * "detected by OpenBLAS"; and the core OpenBLAS itself had detected. */
 const char *blas_core_origin(void);
+const char *blas_core_detected(void);
 /* The core blas_init would choose for this CPU, or NULL when OpenBLAS's choice is fine. */
 const char *blas_core_wanted(const char *detected);
 

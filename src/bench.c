@@ -103,7 +103,8 @@ static double median(double *v, int n) {
 
 static void print_core(int threads) {
     printf("blas: OpenBLAS\n");
-    printf("blas_core: %s (%s)\n", blas_core_name(), blas_core_origin());
+    printf("blas_core: %s (%s; OpenBLAS detected %s)\n", blas_core_name(), blas_core_origin(),
+           blas_core_detected());
     printf("threads: %d\n", threads);
 }
 
