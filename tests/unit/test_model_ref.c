@@ -188,7 +188,8 @@ static void run_total_backward(ref_case *rc, model_acts *a, float *lp, float *en
     model_backward(m, a, rc->tokens);
 }
 
-static void check_config(const char *name) {
+/* keep_limit: bytes of log-probs model_lm_forward may keep for the backward (0: recompute). */
+static void check_config(const char *name, size_t keep_limit) {
     if (!have_ref) skip();
     ref_case rc;
     load_case(&rc, name);
@@ -197,6 +198,8 @@ static void check_config(const char *name) {
     model_acts a;
     rl_err e = {0};
     if (model_acts_create(&a, &m->cfg, B, T, &e)) fail_msg("%s", e.msg);
+    a.keep_limit = keep_limit;
+    if (keep_limit == 0) a.head_rows = 5; /* and several logits chunks */
     char path[256], what[128];
 
     /* logits at every position */
@@ -270,15 +273,20 @@ static void check_config(const char *name) {
 
 static void test_mha(void **state) {
     (void)state;
-    check_config("mha");
+    check_config("mha", (size_t)1 << 30);
 }
 static void test_gqa(void **state) {
     (void)state;
-    check_config("gqa");
+    check_config("gqa", (size_t)1 << 30);
 }
 static void test_tied_bias_neox(void **state) {
     (void)state;
-    check_config("tied_bias_neox");
+    check_config("tied_bias_neox", (size_t)1 << 30);
+}
+/* the same with the LM head recomputing its logits in the backward, in chunks of 5 rows */
+static void test_recomputed_head(void **state) {
+    (void)state;
+    check_config("gqa", 0);
 }
 
 int main(void) {
@@ -287,6 +295,7 @@ int main(void) {
         cmocka_unit_test(test_mha),
         cmocka_unit_test(test_gqa),
         cmocka_unit_test(test_tied_bias_neox),
+        cmocka_unit_test(test_recomputed_head),
     };
     return cmocka_run_group_tests_name("model_ref", tests, setup, NULL);
 }
