@@ -47,6 +47,16 @@ static inline float kern_dot(const float *restrict a, const float *restrict b, i
     for (int l = 0; l < KERN_LANES; l++) s += acc[l];
     return s;
 }
+static inline float kern_sum(const float *restrict a, int n) {
+    float acc[KERN_LANES] = {0};
+    int j = 0;
+    for (; j + KERN_LANES <= n; j += KERN_LANES)
+        for (int l = 0; l < KERN_LANES; l++) acc[l] += a[j + l];
+    float s = 0;
+    for (; j < n; j++) s += a[j];
+    for (int l = 0; l < KERN_LANES; l++) s += acc[l];
+    return s;
+}
 static inline float kern_max(const float *restrict a, int n) {
     float acc[KERN_LANES];
     for (int l = 0; l < KERN_LANES; l++) acc[l] = -INFINITY;
