@@ -13,7 +13,7 @@
 #define _GNU_SOURCE /* nftw */
 #include "run.h"
 
-#include <cblas.h>
+#include "blas.h"
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -829,7 +829,7 @@ int cli_run(int argc, char **argv) {
     int threads = ctx.cfg.threads_per_rank;
     const char *tenv = getenv("RLAIF_THREADS_PER_RANK");
     if (tenv && atoi(tenv) > 0) threads = atoi(tenv);
-    openblas_set_num_threads(threads);
+    blas_set_threads(threads);
 
     if (rank == 0) {
         log_info("rlaif run %s: %d ranks (1 coordinator, %d judge, %d reward, %d policy), %d "
