@@ -16,9 +16,14 @@
  *   anything else), and the judge's prompt parts and label token ids.
  *
  * The file is created with all N rows (numbers with their fill values: NaN, 0, -1; empty
- * strings), opened, written and closed again for every block of rows (labels_write), so that a
- * killed run leaves the rows of every finished block readable. Rows are written in any order;
- * `done` goes last within a block.
+ * strings), opened, written and closed again for every block of rows (labels_write). Rows are
+ * written in any order; `done` goes last within a block.
+ *
+ * A kill can still land inside an HDF5 write and leave the file unreadable, so every block is
+ * first appended to a journal (labels.h5.journal: the fingerprint, then one record per row with
+ * its CRC-32C, fsynced) before it goes into the file. A resumed run reads the file (or, when it
+ * is damaged, starts a new one) and replays the journal: no labelled row is lost. The journal is
+ * removed once the file holds every row.
  * Not here: MPI, judging. */
 #ifndef RLAIF_LABELS_H
 #define RLAIF_LABELS_H
@@ -57,6 +62,16 @@ int labels_open(const char *path, int64_t n_rows, const char *fingerprint, const
 int labels_write(const char *path, const labels_row *rows, const int64_t *idx, int n, rl_err *e);
 /* Reads every row of a labels file (for the reward stage and tests). *rows is malloc'd (n). */
 int labels_read(const char *path, labels_row **rows, int64_t *n, rl_err *e);
+/* The journal: appends rows idx[0..n) (creating the file with the fingerprint when missing) and
+ * fsyncs it; replays the records of a journal with the same fingerprint into rows (n_rows),
+ * marking them done (a torn last record is ignored; *n_replayed counts rows that were not done);
+ * removes it. */
+int labels_journal_append(const char *path, const char *fingerprint, const labels_row *rows,
+                          const int64_t *idx, int n, rl_err *e);
+int labels_journal_replay(const char *path, const char *fingerprint, labels_row *rows,
+                          int64_t n_rows, int64_t *n_replayed, rl_err *e);
+int labels_journal_remove(const char *path, rl_err *e);
+
 void labels_row_free(labels_row *r);
 void labels_rows_free(labels_row *rows, int64_t n);
 

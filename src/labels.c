@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc.h"
 #include "h5io.h"
+#include "msg.h"
 
 #define LABELS_FORMAT "rlaif-labels 1"
 #define CHUNK_ROWS    1024
@@ -307,4 +309,131 @@ int labels_write(const char *path, const labels_row *rows, const int64_t *idx, i
     h5io_quiet_end(&q);
     if (!rc) rc = h5io_fsync_path(path, e);
     return rc;
+}
+
+/* ------------------------------------------------------------------ journal */
+
+#define JOURNAL_MAGIC  "RLAIF-LABELS-JOURNAL 1\n"
+#define RECORD_MAGIC   0x4c574f52u /* "ROWL" */
+#define RECORD_MAX     (64u << 20)
+
+static void put_u32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8), p[2] = (unsigned char)(v >> 16),
+    p[3] = (unsigned char)(v >> 24);
+}
+static uint32_t get_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int labels_journal_append(const char *path, const char *fingerprint, const labels_row *rows,
+                          const int64_t *idx, int n, rl_err *e) {
+    if (n <= 0) return ERR_OK;
+    FILE *f = fopen(path, "ab");
+    if (!f) return err_set(e, ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int rc = ERR_OK;
+    if (ftell(f) == 0) {
+        unsigned char len[4];
+        put_u32(len, (uint32_t)strlen(fingerprint));
+        if (fputs(JOURNAL_MAGIC, f) == EOF || fwrite(len, 4, 1, f) != 1 ||
+            fwrite(fingerprint, 1, strlen(fingerprint), f) != strlen(fingerprint))
+            rc = err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    }
+    for (int k = 0; k < n && !rc; k++) {
+        const labels_row *r = &rows[idx[k]];
+        msg_writer w;
+        msg_init(&w);
+        msg_put_i64(&w, idx[k]);
+        msg_put_i64(&w, r->prompt_id);
+        msg_put_str(&w, r->context);
+        msg_put_str(&w, r->a);
+        msg_put_str(&w, r->b);
+        msg_put_f64(&w, r->p_ab);
+        msg_put_f64(&w, r->p_ba);
+        msg_put_f64(&w, r->p);
+        msg_put_str(&w, r->rationale_ab);
+        msg_put_str(&w, r->rationale_ba);
+        msg_put_i32(&w, r->principle);
+        msg_put_i32(&w, r->truncated);
+        unsigned char head[8], tail[4];
+        put_u32(head, RECORD_MAGIC);
+        put_u32(head + 4, (uint32_t)w.len);
+        put_u32(tail, crc32c(0, w.buf, w.len));
+        if (fwrite(head, 8, 1, f) != 1 || fwrite(w.buf, 1, w.len, f) != w.len ||
+            fwrite(tail, 4, 1, f) != 1)
+            rc = err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
+        msg_free(&w);
+    }
+    if (fclose(f) != 0 && !rc) rc = err_set(e, ERR_IO, "cannot close %s: %s", path, strerror(errno));
+    if (!rc) rc = h5io_fsync_path(path, e);
+    return rc;
+}
+
+int labels_journal_replay(const char *path, const char *fingerprint, labels_row *rows,
+                          int64_t n_rows, int64_t *n_replayed, rl_err *e) {
+    *n_replayed = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ERR_OK; /* no journal: nothing to replay */
+    char magic[sizeof JOURNAL_MAGIC];
+    unsigned char len4[4];
+    int ok = fread(magic, 1, strlen(JOURNAL_MAGIC), f) == strlen(JOURNAL_MAGIC) &&
+             !memcmp(magic, JOURNAL_MAGIC, strlen(JOURNAL_MAGIC)) && fread(len4, 4, 1, f) == 1;
+    uint32_t flen = ok ? get_u32(len4) : 0;
+    char *fp = ok && flen < 65536 ? xcalloc(flen + 1, 1) : NULL;
+    ok = ok && fp && fread(fp, 1, flen, f) == flen && !strcmp(fp, fingerprint);
+    free(fp);
+    if (!ok) { /* another labelling's journal, or a torn header: nothing we can use */
+        fclose(f);
+        char aside[4200];
+        snprintf(aside, sizeof aside, "%s.stale", path);
+        if (rename(path, aside) != 0)
+            return err_set(e, ERR_IO, "cannot move %s aside: %s", path, strerror(errno));
+        return ERR_OK;
+    }
+    unsigned char head[8], tail[4];
+    while (fread(head, 8, 1, f) == 1) {
+        uint32_t len = get_u32(head + 4);
+        if (get_u32(head) != RECORD_MAGIC || len > RECORD_MAX) break;
+        unsigned char *buf = xmalloc(len ? len : 1);
+        if (fread(buf, 1, len, f) != len || fread(tail, 4, 1, f) != 1 ||
+            get_u32(tail) != crc32c(0, buf, len)) {
+            free(buf); /* the torn tail of a killed write */
+            break;
+        }
+        msg_reader r;
+        msg_reader_init(&r, buf, len);
+        labels_row x;
+        memset(&x, 0, sizeof x);
+        int64_t row = msg_get_i64(&r);
+        x.prompt_id = msg_get_i64(&r);
+        x.context = msg_get_str(&r);
+        x.a = msg_get_str(&r);
+        x.b = msg_get_str(&r);
+        x.p_ab = msg_get_f64(&r);
+        x.p_ba = msg_get_f64(&r);
+        x.p = msg_get_f64(&r);
+        x.rationale_ab = msg_get_str(&r);
+        x.rationale_ba = msg_get_str(&r);
+        x.principle = msg_get_i32(&r);
+        x.truncated = (uint8_t)msg_get_i32(&r);
+        x.done = 1;
+        free(buf);
+        if (r.bad || row < 0 || row >= n_rows) {
+            labels_row_free(&x);
+            fclose(f);
+            return err_set(e, ERR_INPUT, "%s: a record names row %lld of %lld; the journal does not "
+                                         "belong to this labelling (remove it to start over)",
+                           path, (long long)row, (long long)n_rows);
+        }
+        if (!rows[row].done) (*n_replayed)++;
+        labels_row_free(&rows[row]);
+        rows[row] = x;
+    }
+    fclose(f);
+    return ERR_OK;
+}
+
+int labels_journal_remove(const char *path, rl_err *e) {
+    if (remove(path) != 0 && errno != ENOENT)
+        return err_set(e, ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return ERR_OK;
 }

@@ -99,7 +99,8 @@ typedef struct judge_info {
 
 typedef struct coord {
     run_ctx *ctx;
-    char path[4400];
+    char path[4400], journal[4420];
+    char fingerprint[256];
     int source;
     int64_t n;
     labels_row *rows;
@@ -131,7 +132,9 @@ static int is_judge(const coord *c, int src) {
 
 static int flush_rows(coord *c, rl_err *e) {
     if (!c->n_pending) return ERR_OK;
-    int rc = labels_write(c->path, c->rows, c->pending, c->n_pending, e);
+    /* the journal first: a kill inside the HDF5 write below then loses nothing */
+    int rc = labels_journal_append(c->journal, c->fingerprint, c->rows, c->pending, c->n_pending, e);
+    if (!rc) rc = labels_write(c->path, c->rows, c->pending, c->n_pending, e);
     c->n_pending = 0;
     c->last_flush = log_now();
     return rc;
@@ -411,6 +414,7 @@ static int coord_finish(coord *c, rl_err *e) {
     if (c->n_done != c->n)
         return err_set(e, ERR_INTERNAL, "label: the stage ended with %lld of %lld pairs labelled",
                        (long long)c->n_done, (long long)c->n);
+    if ((rc = labels_journal_remove(c->journal, e))) return rc; /* the file holds every row */
     int64_t labelled = c->n_done - c->done_before;
     double wall = c->t_last > c->t_first ? c->t_last - c->t_first : 0;
     run_summary(ctx, "ai_labels_produced", (double)c->n_done);
@@ -529,8 +533,10 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
         c.n = cfg->label.pairs;
     }
     /* labels.h5: new, or the rows an earlier attempt finished */
-    char fp[256], note[1024];
-    fingerprint(ctx, judge_path, src_path, fp, sizeof fp);
+    char note[1024];
+    char *fp = c.fingerprint;
+    fingerprint(ctx, judge_path, src_path, c.fingerprint, sizeof c.fingerprint);
+    snprintf(c.journal, sizeof c.journal, "%s.journal", c.path);
     const char *tn[8] = {"preamble", "template", "ending", "label_1", "label_2", "source",
                          "judge_model", "cot_ending"};
     const char *tv[8] = {cfg->judge.preamble_file[0] ? cfg->judge.preamble_file : cfg->judge.preamble,
@@ -545,6 +551,18 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
         c.rows = xcalloc((size_t)(c.n > 0 ? c.n : 1), sizeof *c.rows);
         rc = labels_open(c.path, c.n, fp, &meta, c.rows, &c.n_done, note, sizeof note, e);
         if (!rc && note[0]) log_info("label: %s", note);
+        /* rows that reached the journal but maybe not the file (a kill inside a write) */
+        int64_t replayed = 0;
+        if (!rc) rc = labels_journal_replay(c.journal, fp, c.rows, c.n, &replayed, e);
+        if (!rc && replayed > 0) {
+            int64_t *idx = xmalloc(sizeof(int64_t) * (size_t)c.n), k = 0;
+            for (int64_t i = 0; i < c.n; i++)
+                if (c.rows[i].done) idx[k++] = i;
+            rc = labels_write(c.path, c.rows, idx, (int)k, e);
+            free(idx);
+            c.n_done += replayed;
+            log_info("label: %lld labelled pairs recovered from %s", (long long)replayed, c.journal);
+        }
     }
     if (!rc) {
         c.state = xcalloc((size_t)c.n + 1, 1);

@@ -185,7 +185,7 @@ done:
 
 int task_lm_save_model(const char *path, const char *name, const model *m, const tokenizer *tok,
                        rl_err *e) {
-    return gguf_model_export(path, name, &m->cfg, m->tensors, m->n_tensors, m->params, tok,
+    return gguf_model_export(path, name, &m->cfg, m->tensors, m->n_tensors, m->params, tok, NULL,
                              GGML_TYPE_F32, e);
 }
 

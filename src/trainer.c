@@ -109,7 +109,8 @@ static int run_batch(trainer *t, int backward, trainer_stats *st, long step, rl_
         return err_set(e, ERR_MPI, "%s: allreduce of the batch weight failed", t->what);
     double local_sum = 0; /* sum of w * -log p over this rank's batch */
     if (t->B > 0 && wsum > 0) {
-        model_forward(t->m, &t->acts, t->tokens, t->B, t->T);
+        int rc = model_forward(t->m, &t->acts, t->tokens, t->B, t->T, e);
+        if (rc) return err_prefix(e, "%s", t->what); /* only a bug gets here: ids are checked */
         /* model_ce returns local_sum / denom with denom = global / size; averaging the
          * gradients over the ranks then gives the gradient of the global mean */
         float denom = (float)(glob[0] / t->size);

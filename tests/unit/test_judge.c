@@ -14,6 +14,7 @@
 #include "model.h"
 #include "task_lm.h"
 #include "tokenizer.h"
+#include "tokenizer_pre.h"
 
 typedef struct fixture {
     tokenizer *tok;
@@ -59,9 +60,9 @@ static void full_logits(const model *m, const int *ids, int n, float *logits) {
     model_acts a;
     rl_err e = {0};
     if (model_acts_create(&a, &m->cfg, 1, n, &e)) fail_msg("%s", e.msg);
-    model_forward(m, &a, ids, 1, n);
+    if (model_forward(m, &a, ids, 1, n, &e)) fail_msg("%s", e.msg);
     int pos = n - 1;
-    model_lm_logits(m, &a, &pos, 1, logits);
+    if (model_lm_logits(m, &a, &pos, 1, logits, &e)) fail_msg("%s", e.msg);
     model_acts_free(&a);
 }
 
@@ -383,6 +384,10 @@ static void test_cot_flow(void **state) {
             char *rat = NULL;
             size_t rl;
             if (tokenizer_decode(f->tok, ids + n0, n - n0, 0, &rat, &rl, &e)) fail_msg("%s", e.msg);
+            size_t cl;
+            char *clean = tokenizer_utf8_sanitize(rat, rl, &cl); /* rationales are valid UTF-8 */
+            free(rat);
+            rat = clean;
             char *cut = strchr(rat, '\n');
             if (cut) *cut = '\0';
             char *trimmed = task_lm_trim(rat);
