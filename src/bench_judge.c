@@ -9,7 +9,7 @@
  * rater involved). Each configuration runs --reps times after a warm-up; the best and the
  * median are printed.
  * Also: --write-pairs FILE writes --pairs such pairs as JSONL (label.source: file), for the
- * label stage's scaling runs (tools/bench_label.sh). */
+ * label stage's scaling runs (tools/bench_label.sh), and --write-model FILE the random judge. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,7 @@
 #include "task_lm.h"
 
 typedef struct bj_opts {
-    const char *model, *preamble_file, *write_pairs;
+    const char *model, *preamble_file, *write_pairs, *write_model;
     int pairs, batch, reps, threads, max_seq;
 } bj_opts;
 
@@ -31,6 +31,7 @@ static void bj_usage(FILE *f) {
             "usage: rlaif bench judge [--model JUDGE.gguf] [--pairs 64] [--batch 8] [--reps 3]\n"
             "                         [--preamble-file input/preamble_detailed.txt] [--threads 1]\n"
             "       rlaif bench judge --write-pairs FILE.jsonl [--pairs N]\n"
+            "       rlaif bench judge --write-model FILE.gguf   (the random judge, for label runs)\n"
             "Pairs/s of the judge (both orders per pair) with and without prefix-cache reuse, on\n"
             "the built-in task's prompt and on a paper-like prompt with a ~300-token preamble.\n"
             "Without --model: a random judge of the default deck's dimensions (dim 192, 4 layers,\n"
@@ -141,6 +142,7 @@ int cli_bench_judge(int argc, char **argv) {
         if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--preamble-file")) o.preamble_file = v;
         else if (!strcmp(a, "--write-pairs")) o.write_pairs = v;
+        else if (!strcmp(a, "--write-model")) o.write_model = v;
         else if (!strcmp(a, "--pairs") && iv >= 1) o.pairs = iv;
         else if (!strcmp(a, "--batch") && iv >= 1 && iv <= 64) o.batch = iv;
         else if (!strcmp(a, "--reps") && iv >= 1) o.reps = iv;
@@ -208,6 +210,16 @@ int cli_bench_judge(int argc, char **argv) {
         return 1;
     }
     t_setup = log_now() - t_setup;
+    if (o.write_model) {
+        rc = task_lm_save_model(o.write_model, "rlaif random judge (bench)", &m, tok, &e);
+        if (rc) fprintf(stderr, "rlaif bench judge: %s\n", e.msg);
+        else printf("wrote the random judge (%zu parameters) to %s\n", m.n_params, o.write_model);
+        model_free(&m);
+        tokenizer_free(tok);
+        judge_opts_free(&base);
+        judge_opts_free(&paper);
+        return rc ? 1 : 0;
+    }
     judge_pair *pairs = xcalloc((size_t)o.pairs, sizeof *pairs);
     char **txt = xcalloc((size_t)o.pairs * 3, sizeof *txt);
     for (int i = 0; i < o.pairs; i++) {

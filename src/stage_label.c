@@ -93,6 +93,7 @@ static uint32_t section_crc(const char *deck, const char *name) {
 typedef struct judge_info {
     int64_t pairs;       /* labelled by this rank, this attempt */
     double busy;         /* seconds inside the judge */
+    double cpu;          /* CPU seconds of the rank in this stage */
     int64_t tok_computed, tok_reused;
     int waiting;         /* asked for work while none was ready */
 } judge_info;
@@ -120,6 +121,8 @@ typedef struct coord {
     int n_judges, n_policy;
     judge_info *judges;
     int *policy_waiting;
+    double *policy_cpu;
+    double cpu0; /* rank 0's CPU seconds at the start */
     int stop;
     log_progress prog;
     int prog_started;
@@ -267,6 +270,7 @@ static int on_judge_result(coord *c, int src, msg_reader *r, rl_err *e) {
         c->n_done++;
     }
     ji->busy = msg_get_f64(r);
+    ji->cpu = msg_get_f64(r);
     ji->pairs = msg_get_i64(r);
     ji->tok_computed = msg_get_i64(r);
     ji->tok_reused = msg_get_i64(r);
@@ -286,7 +290,11 @@ static int on_judge_result(coord *c, int src, msg_reader *r, rl_err *e) {
 }
 
 static int on_policy_result(coord *c, int src, msg_reader *r, rl_err *e) {
-    int stop = msg_get_i32(r), n = msg_get_i32(r);
+    int stop = msg_get_i32(r);
+    double cpu = msg_get_f64(r);
+    int n = msg_get_i32(r);
+    int pi = src - c->ctx->comm.first[ROLE_POLICY];
+    if (pi >= 0 && pi < c->n_policy) c->policy_cpu[pi] = cpu;
     if (stop) c->stop = 1;
     int64_t block = -1;
     for (int q = 0; q < n && !r->bad; q++) {
@@ -471,6 +479,12 @@ static int coord_finish(coord *c, rl_err *e) {
         tc_sum += ji->tok_computed;
         tr_sum += ji->tok_reused;
     }
+    double jcpu = 0, pcpu = 0;
+    for (int j = 0; j < c->n_judges; j++) jcpu += c->judges[j].cpu;
+    for (int p = 0; p < c->n_policy; p++) pcpu += c->policy_cpu[p];
+    run_summary(ctx, "label_cpu_seconds_judges", jcpu);
+    run_summary(ctx, "label_cpu_seconds_policy", pcpu);
+    run_summary(ctx, "label_cpu_seconds_coordinator", log_cpu_seconds() - c->cpu0);
     if (c->n_judges) {
         run_summary(ctx, "label_judge_busy_min", bmin);
         run_summary(ctx, "label_judge_busy_avg", bsum / c->n_judges);
@@ -511,6 +525,7 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
     coord c;
     memset(&c, 0, sizeof c);
     c.ctx = ctx;
+    c.cpu0 = log_cpu_seconds();
     c.source = cfg->label.source;
     c.batch = cfg->judge.batch_pairs;
     c.n_judges = ctx->comm.count[ROLE_JUDGE];
@@ -571,6 +586,7 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
         c.pending = xmalloc(sizeof(int64_t) * (size_t)(c.n + 1));
         c.judges = xcalloc((size_t)c.n_judges + 1, sizeof *c.judges);
         c.policy_waiting = xcalloc((size_t)c.n_policy + 1, sizeof(int));
+        c.policy_cpu = xcalloc((size_t)c.n_policy + 1, sizeof(double));
         c.done_before = c.n_done;
         for (int64_t i = 0; i < c.n; i++) {
             if (c.rows[i].done) {
@@ -607,6 +623,7 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
     if (!rc) rc = coord_finish(&c, e);
     labels_rows_free(c.rows, c.n);
     free(c.state), free(c.ready), free(c.pending), free(c.judges), free(c.policy_waiting);
+    free(c.policy_cpu);
     return rc;
 }
 
@@ -641,6 +658,7 @@ static long test_slowdown_us(const run_ctx *ctx) {
 static int label_judge(run_ctx *ctx, rl_err *e) {
     const config *cfg = &ctx->cfg;
     long slow_us = test_slowdown_us(ctx);
+    double cpu0 = log_cpu_seconds();
     char path[4400];
     model_file(ctx, "judge.gguf", cfg->judge_model.gguf, path, sizeof path);
     model m;
@@ -712,6 +730,7 @@ static int label_judge(run_ctx *ctx, rl_err *e) {
             txt[3 * q] = txt[3 * q + 1] = txt[3 * q + 2] = NULL;
         }
         msg_put_f64(&w, busy);
+        msg_put_f64(&w, log_cpu_seconds() - cpu0);
         msg_put_i64(&w, pairs);
         msg_put_i64(&w, js->tokens_computed);
         msg_put_i64(&w, js->tokens_reused);
@@ -773,6 +792,7 @@ static int sample_pairs(const run_ctx *ctx, const model *m, const tokenizer *tok
 
 static int label_policy(run_ctx *ctx, rl_err *e) {
     const config *cfg = &ctx->cfg;
+    double cpu0 = log_cpu_seconds();
     char path[4400];
     model_file(ctx, "policy_sft.gguf", cfg->policy.gguf, path, sizeof path);
     model m;
@@ -814,6 +834,7 @@ static int label_policy(run_ctx *ctx, rl_err *e) {
         msg_writer w;
         msg_init(&w);
         msg_put_i32(&w, run_stop_requested(ctx, MPI_COMM_SELF));
+        msg_put_f64(&w, log_cpu_seconds() - cpu0);
         msg_put_i32(&w, n);
         for (int q = 0; q < n; q++) {
             msg_put_i64(&w, rows[q]);
