@@ -27,7 +27,8 @@ const char *jsonl_get(const jsonl_obj *o, const char *key, int *is_string);
 
 /* Reads a whole JSONL file: calls fn for every non-blank line (line numbers from 1); stops at
  * the first error, which names path:line. */
-int jsonl_read_file(const char *path, int (*fn)(void *user, const jsonl_obj *o, long line, rl_err *e),
-                    void *user, rl_err *e);
+int jsonl_read_file(const char *path,
+                    int (*fn)(void *user, const jsonl_obj *o, long line, rl_err *e), void *user,
+                    rl_err *e);
 
 #endif

@@ -148,12 +148,12 @@ const judge_stats *judge_get_stats(const judge *j);
 void judge_reset_stats(judge *j);
 
 typedef struct judge_label {
-    double p_ab;   /* P(a better) with a shown first */
-    double p_ba;   /* P(a better) with a shown second; NaN without position_debias */
-    double p;      /* the soft label: their mean (or p_ab), clamped */
+    double p_ab; /* P(a better) with a shown first */
+    double p_ba; /* P(a better) with a shown second; NaN without position_debias */
+    double p;    /* the soft label: their mean (or p_ab), clamped */
     char *rationale_ab, *rationale_ba; /* malloc'd; "" without CoT (the first sample's) */
-    int principle; /* index drawn, -1 when none */
-    int truncated; /* the context was cut to fit */
+    int principle;                     /* index drawn, -1 when none */
+    int truncated;                     /* the context was cut to fit */
 } judge_label;
 
 /* Labels n pairs (any n; in batches of max_pairs). out[i] must be freed with judge_label_free. */
@@ -168,9 +168,9 @@ typedef struct judge_response {
 } judge_response;
 
 typedef struct judge_score {
-    double prob[10];  /* P(score = i + 1), renormalised over the score tokens */
-    double expected;  /* sum_i i P(i), in [1, 10] */
-    double reward;    /* (expected - 5.5) / 4.5, in [-1, 1] */
+    double prob[10]; /* P(score = i + 1), renormalised over the score tokens */
+    double expected; /* sum_i i P(i), in [1, 10] */
+    double reward;   /* (expected - 5.5) / 4.5, in [-1, 1] */
     int truncated;
 } judge_score;
 

@@ -13,10 +13,10 @@
 #include "tokenizer.h"
 
 typedef struct stage_group {
-    MPI_Comm comm; /* the group's ranks; MPI_COMM_NULL outside it */
-    int member;    /* this rank is in the group */
+    MPI_Comm comm;  /* the group's ranks; MPI_COMM_NULL outside it */
+    int member;     /* this rank is in the group */
     int rank, size; /* in comm (size is known on every rank) */
-    int leader;    /* world rank of the group's rank 0 */
+    int leader;     /* world rank of the group's rank 0 */
 } stage_group;
 
 /* The first n worker ranks in the order roles[0], roles[1], roles[2] (each role's ranks in

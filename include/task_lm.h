@@ -2,9 +2,11 @@
  * task's corpus, the token sequences of SFT examples, model files (GGUF with their tokenizer),
  * the models the deck describes, and batched sampling of completions.
  *
- * Sequences: [BOS] prompt tokens, then the target's tokens and EOS. Prompt and target are
+ * Sequences: [BOS] " " prompt tokens, then the target's tokens and EOS. Prompt and target are
  * tokenised separately (the target starts with a space, so its first word is the word token
  * the policy generates after "TL;DR:"), which is exactly what the policy sees when it samples.
+ * The prompt gets a leading space (SentencePiece's add_space_prefix): the document's first word
+ * ("Sam hid ...") is then the token " Sam" it is everywhere else, the token a summary copies.
  *
  * The gold rater is not used here; the evaluation helpers that use it are in task_lm.h's
  * EVAL section at the end, implemented in src/task_lm_eval.c, all named *_eval_*.
@@ -38,6 +40,8 @@ int task_lm_load_tokenizer(const char *path, tokenizer **out, rl_err *e);
 
 /* Encodes text; with bos, BOS first. *ids is malloc'd. */
 int task_lm_encode(const tokenizer *tok, const char *text, int bos, int **ids, int *n, rl_err *e);
+/* [BOS] + " " + prompt, encoded (see above). *ids is malloc'd. */
+int task_lm_encode_prompt(const tokenizer *tok, const char *prompt, int **ids, int *n, rl_err *e);
 /* The SFT sequence of an example: [BOS] prompt, target, EOS; *n_prompt tokens are the prompt.
  * *ids is malloc'd. */
 int task_lm_sft_sequence(const tokenizer *tok, const task_example *ex, int **ids, int *n,
@@ -64,7 +68,8 @@ char *task_lm_trim(const char *s);
 
 /* ================================================================================================
  * EVAL (src/task_lm_eval.c): these call the gold rater. Evaluation only.
- * ================================================================================================ */
+ * ================================================================================================
+ */
 
 /* Held-out comparison i (0 <= i) on the test split, drawn like the judge_sft comparisons
  * (summaries of two different kinds of the SFT mixture, sometimes a doubly flawed one, never a

@@ -27,15 +27,15 @@ typedef struct bj_opts {
 } bj_opts;
 
 static void bj_usage(FILE *f) {
-    fprintf(f,
-            "usage: rlaif bench judge [--model JUDGE.gguf] [--pairs 64] [--batch 8] [--reps 3]\n"
-            "                         [--preamble-file input/preamble_detailed.txt] [--threads 1]\n"
-            "       rlaif bench judge --write-pairs FILE.jsonl [--pairs N]\n"
-            "       rlaif bench judge --write-model FILE.gguf   (the random judge, for label runs)\n"
-            "Pairs/s of the judge (both orders per pair) with and without prefix-cache reuse, on\n"
-            "the built-in task's prompt and on a paper-like prompt with a ~300-token preamble.\n"
-            "Without --model: a random judge of the default deck's dimensions (dim 192, 4 layers,\n"
-            "6 heads, ffn 512) and a tokenizer learned from the task corpus.\n");
+    fprintf(
+        f, "usage: rlaif bench judge [--model JUDGE.gguf] [--pairs 64] [--batch 8] [--reps 3]\n"
+           "                         [--preamble-file input/preamble_detailed.txt] [--threads 1]\n"
+           "       rlaif bench judge --write-pairs FILE.jsonl [--pairs N]\n"
+           "       rlaif bench judge --write-model FILE.gguf   (the random judge, for label runs)\n"
+           "Pairs/s of the judge (both orders per pair) with and without prefix-cache reuse, on\n"
+           "the built-in task's prompt and on a paper-like prompt with a ~300-token preamble.\n"
+           "Without --model: a random judge of the default deck's dimensions (dim 192, 4 layers,\n"
+           "6 heads, ffn 512) and a tokenizer learned from the task corpus.\n");
 }
 
 /* Texts of pair i: a test document and summaries of two different kinds. */
@@ -44,7 +44,8 @@ static int bench_pair(const task_config *tc, long i, task_doc *d, char *a, char 
     if (rc) return rc;
     rng r;
     rng_init(&r, tc->seed, rng_purpose(RNG_TEST, 0xbe), (uint32_t)i);
-    int ka = (int)rng_below(&r, TASK_N_KINDS), kb = (ka + 1 + (int)rng_below(&r, TASK_N_KINDS - 1)) % TASK_N_KINDS;
+    int ka = (int)rng_below(&r, TASK_N_KINDS),
+        kb = (ka + 1 + (int)rng_below(&r, TASK_N_KINDS - 1)) % TASK_N_KINDS;
     if ((rc = task_summary(d, ka, &r, a, TASK_SUMMARY_MAX, e))) return rc;
     return task_summary(d, kb, &r, b, TASK_SUMMARY_MAX, e);
 }
@@ -52,10 +53,14 @@ static int bench_pair(const task_config *tc, long i, task_doc *d, char *a, char 
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if (*s == '\n') fputs("\\n", f);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-        else fputc(*s, f);
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if (*s == '\n')
+            fputs("\\n", f);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
     }
     fputc('"', f);
 }
@@ -113,7 +118,8 @@ static int run_config(const model *m, const tokenizer *tok, const judge_opts *jo
         if (k >= 0) t[k] = dt;
         const judge_stats *st = judge_get_stats(j);
         *reused = (double)st->tokens_reused / (double)(st->tokens_reused + st->tokens_computed);
-        *prompt_len = (int)((st->tokens_reused + st->tokens_computed) / (st->prompts ? st->prompts : 1));
+        *prompt_len =
+            (int)((st->tokens_reused + st->tokens_computed) / (st->prompts ? st->prompts : 1));
     }
     qsort(t, (size_t)o->reps, sizeof *t, cmp_d);
     *best = o->pairs / t[0];
@@ -125,8 +131,13 @@ static int run_config(const model *m, const tokenizer *tok, const judge_opts *jo
 }
 
 int cli_bench_judge(int argc, char **argv) {
-    bj_opts o = {.model = NULL, .preamble_file = "input/preamble_detailed.txt", .pairs = 64,
-                 .batch = 8, .reps = 3, .threads = 1, .max_seq = 640};
+    bj_opts o = {.model = NULL,
+                 .preamble_file = "input/preamble_detailed.txt",
+                 .pairs = 64,
+                 .batch = 8,
+                 .reps = 3,
+                 .threads = 1,
+                 .max_seq = 640};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -139,14 +150,22 @@ int cli_bench_judge(int argc, char **argv) {
         }
         const char *v = argv[++i];
         int iv = atoi(v);
-        if (!strcmp(a, "--model")) o.model = v;
-        else if (!strcmp(a, "--preamble-file")) o.preamble_file = v;
-        else if (!strcmp(a, "--write-pairs")) o.write_pairs = v;
-        else if (!strcmp(a, "--write-model")) o.write_model = v;
-        else if (!strcmp(a, "--pairs") && iv >= 1) o.pairs = iv;
-        else if (!strcmp(a, "--batch") && iv >= 1 && iv <= 64) o.batch = iv;
-        else if (!strcmp(a, "--reps") && iv >= 1) o.reps = iv;
-        else if (!strcmp(a, "--threads") && iv >= 1) o.threads = iv;
+        if (!strcmp(a, "--model"))
+            o.model = v;
+        else if (!strcmp(a, "--preamble-file"))
+            o.preamble_file = v;
+        else if (!strcmp(a, "--write-pairs"))
+            o.write_pairs = v;
+        else if (!strcmp(a, "--write-model"))
+            o.write_model = v;
+        else if (!strcmp(a, "--pairs") && iv >= 1)
+            o.pairs = iv;
+        else if (!strcmp(a, "--batch") && iv >= 1 && iv <= 64)
+            o.batch = iv;
+        else if (!strcmp(a, "--reps") && iv >= 1)
+            o.reps = iv;
+        else if (!strcmp(a, "--threads") && iv >= 1)
+            o.threads = iv;
         else {
             fprintf(stderr, "rlaif bench judge: bad option %s %s\n", a, v);
             bj_usage(stderr);
@@ -165,8 +184,9 @@ int cli_bench_judge(int argc, char **argv) {
     judge_opts_default(&paper);
     FILE *pf = fopen(o.preamble_file, "rb");
     if (!pf) {
-        fprintf(stderr, "rlaif bench judge: cannot open %s (run from the source tree or pass "
-                        "--preamble-file)\n",
+        fprintf(stderr,
+                "rlaif bench judge: cannot open %s (run from the source tree or pass "
+                "--preamble-file)\n",
                 o.preamble_file);
         return 2;
     }
@@ -197,8 +217,14 @@ int cli_bench_judge(int argc, char **argv) {
         free(all);
         if (!rc) {
             char empty[1] = "";
-            config_model cm = {.gguf = empty, .dim = 192, .layers = 4, .heads = 6, .kv_heads = 6,
-                               .ffn = 512, .max_seq = o.max_seq, .rope_theta = 10000};
+            config_model cm = {.gguf = empty,
+                               .dim = 192,
+                               .layers = 4,
+                               .heads = 6,
+                               .kv_heads = 6,
+                               .ffn = 512,
+                               .max_seq = o.max_seq,
+                               .rope_theta = 10000};
             model_config mc;
             task_lm_model_config(&cm, tokenizer_n_vocab(tok), &mc);
             rc = model_create(&m, &mc, &e);
@@ -212,8 +238,10 @@ int cli_bench_judge(int argc, char **argv) {
     t_setup = log_now() - t_setup;
     if (o.write_model) {
         rc = task_lm_save_model(o.write_model, "rlaif random judge (bench)", &m, tok, &e);
-        if (rc) fprintf(stderr, "rlaif bench judge: %s\n", e.msg);
-        else printf("wrote the random judge (%zu parameters) to %s\n", m.n_params, o.write_model);
+        if (rc)
+            fprintf(stderr, "rlaif bench judge: %s\n", e.msg);
+        else
+            printf("wrote the random judge (%zu parameters) to %s\n", m.n_params, o.write_model);
         model_free(&m);
         tokenizer_free(tok);
         judge_opts_free(&base);
@@ -250,7 +278,8 @@ int cli_bench_judge(int argc, char **argv) {
             cfgs[c]->reuse_prefix = reuse;
             double share = 0;
             int plen = 0;
-            rc = run_config(&m, tok, cfgs[c], &o, pairs, &best[reuse], &med[reuse], &share, &plen, &e);
+            rc = run_config(&m, tok, cfgs[c], &o, pairs, &best[reuse], &med[reuse], &share, &plen,
+                            &e);
             if (rc) break;
             printf("%-28s %8s %10d %12.1f %12.1f %7.0f%%\n", names[c], reuse ? "on" : "off", plen,
                    best[reuse], med[reuse], 100 * share);

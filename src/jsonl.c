@@ -12,13 +12,16 @@ typedef struct rd {
 } rd;
 
 static void ws(rd *r) {
-    while (r->i < r->n && (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\r' ||
-                           r->s[r->i] == '\n'))
+    while (r->i < r->n &&
+           (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\r' || r->s[r->i] == '\n'))
         r->i++;
 }
 
 static int hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 static int hex4(rd *r, unsigned *v) {
@@ -36,8 +39,10 @@ static int hex4(rd *r, unsigned *v) {
 static void put_utf8(char **o, size_t *len, size_t *cap, unsigned cp) {
     char b[4];
     int k;
-    if (cp < 0x80) b[0] = (char)cp, k = 1;
-    else if (cp < 0x800) b[0] = (char)(0xc0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3f)), k = 2;
+    if (cp < 0x80)
+        b[0] = (char)cp, k = 1;
+    else if (cp < 0x800)
+        b[0] = (char)(0xc0 | cp >> 6), b[1] = (char)(0x80 | (cp & 0x3f)), k = 2;
     else if (cp < 0x10000)
         b[0] = (char)(0xe0 | cp >> 12), b[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
         b[2] = (char)(0x80 | (cp & 0x3f)), k = 3;
@@ -77,14 +82,30 @@ static int str(rd *r, char **out, rl_err *e) {
         char esc = r->s[r->i++];
         unsigned cp = 0;
         switch (esc) {
-        case '"': cp = '"'; break;
-        case '\\': cp = '\\'; break;
-        case '/': cp = '/'; break;
-        case 'b': cp = '\b'; break;
-        case 'f': cp = '\f'; break;
-        case 'n': cp = '\n'; break;
-        case 'r': cp = '\r'; break;
-        case 't': cp = '\t'; break;
+        case '"':
+            cp = '"';
+            break;
+        case '\\':
+            cp = '\\';
+            break;
+        case '/':
+            cp = '/';
+            break;
+        case 'b':
+            cp = '\b';
+            break;
+        case 'f':
+            cp = '\f';
+            break;
+        case 'n':
+            cp = '\n';
+            break;
+        case 'r':
+            cp = '\r';
+            break;
+        case 't':
+            cp = '\t';
+            break;
         case 'u':
             if (!hex4(r, &cp)) {
                 free(o);
@@ -166,7 +187,8 @@ int jsonl_parse(const char *line, size_t len, jsonl_obj *o, rl_err *e) {
             while (r.i < r.n && r.s[r.i] != ',' && r.s[r.i] != '}' && r.s[r.i] != ' ' &&
                    r.s[r.i] != '\t')
                 r.i++;
-            if (r.i == s0) rc = err_set(e, ERR_INPUT, "column %zu: expected a value", r.i + 1);
+            if (r.i == s0)
+                rc = err_set(e, ERR_INPUT, "column %zu: expected a value", r.i + 1);
             else {
                 val = xmalloc(r.i - s0 + 1);
                 memcpy(val, r.s + s0, r.i - s0);
@@ -228,8 +250,9 @@ const char *jsonl_get(const jsonl_obj *o, const char *key, int *is_string) {
     return NULL;
 }
 
-int jsonl_read_file(const char *path, int (*fn)(void *user, const jsonl_obj *o, long line, rl_err *e),
-                    void *user, rl_err *e) {
+int jsonl_read_file(const char *path,
+                    int (*fn)(void *user, const jsonl_obj *o, long line, rl_err *e), void *user,
+                    rl_err *e) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(e, ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
     char *line = NULL;

@@ -155,7 +155,8 @@ int judge_opts_from_config(const config *cfg, judge_opts *o, rl_err *e) {
     o->cot_samples = cfg->judge.cot.samples;
     o->n_principles = cfg->judge.principles.n;
     o->principles = o->n_principles ? xcalloc((size_t)o->n_principles, sizeof(char *)) : NULL;
-    for (int i = 0; i < o->n_principles; i++) o->principles[i] = dup0(cfg->judge.principles.items[i]);
+    for (int i = 0; i < o->n_principles; i++)
+        o->principles[i] = dup0(cfg->judge.principles.items[i]);
     o->clamp_low = cfg->judge.clamp_low;
     o->clamp_high = cfg->judge.clamp_high;
     o->score_preamble = dup0(cfg->judge.score.preamble);
@@ -310,13 +311,13 @@ struct judge_prompt {
     judge_opts o;
     const tokenizer *tok;
     int max_seq;
-    int tok1, tok2;     /* label tokens */
-    int score_tok[10];  /* first token of "1" .. "10" */
-    int ten_second;     /* "10" is score_tok[9] = "1" then this token; -1 when "10" is one token */
-    int *stop;          /* EOS and every token whose text holds a newline: rationale stops */
+    int tok1, tok2;    /* label tokens */
+    int score_tok[10]; /* first token of "1" .. "10" */
+    int ten_second;    /* "10" is score_tok[9] = "1" then this token; -1 when "10" is one token */
+    int *stop;         /* EOS and every token whose text holds a newline: rationale stops */
     int n_stop;
     int bos, eos;
-    int *end_tokens;    /* "\n" + ending and the ending alone, for CoT */
+    int *end_tokens; /* "\n" + ending and the ending alone, for CoT */
     int n_end_nl;
     int *end_plain;
     int n_end_plain;
@@ -379,8 +380,8 @@ int judge_prompt_create(judge_prompt **out, const judge_opts *o, const tokenizer
             p->ten_second = ids[1];
         } else if (o->mode == JUDGE_SCORE) {
             free(ids);
-            rc = err_set(e, ERR_INPUT, "judge: the score '%s' is %d tokens in the judge's vocabulary",
-                         s, n);
+            rc = err_set(e, ERR_INPUT,
+                         "judge: the score '%s' is %d tokens in the judge's vocabulary", s, n);
             goto fail;
         } else {
             p->score_tok[i - 1] = -1;
@@ -421,7 +422,8 @@ void judge_prompt_free(judge_prompt *p) {
 int judge_prompt_principle(const judge_prompt *p, int64_t id) {
     if (p->o.n_principles <= 0) return -1;
     rng r;
-    rng_init(&r, p->o.seed, rng_purpose(RNG_JUDGE, 1), (uint32_t)((uint64_t)id ^ ((uint64_t)id >> 32)));
+    rng_init(&r, p->o.seed, rng_purpose(RNG_JUDGE, 1),
+             (uint32_t)((uint64_t)id ^ ((uint64_t)id >> 32)));
     return (int)rng_below(&r, (uint32_t)p->o.n_principles);
 }
 
@@ -501,8 +503,10 @@ static int fit_tokens(const judge_prompt *p, text_fn fn, const void *arg, const 
         free(text);
         if (rc) return rc;
         free(t);
-        if (nt <= limit) best = mid, lo = mid + 1;
-        else hi = mid - 1;
+        if (nt <= limit)
+            best = mid, lo = mid + 1;
+        else
+            hi = mid - 1;
     }
     if (best < 0)
         return err_set(e, ERR_INPUT,
@@ -573,7 +577,7 @@ struct judge {
     judge_prompt *p;
     int max_pairs;
     kvcache kv;
-    int n_prefix;                   /* prefix slots 0 .. n_prefix-1 */
+    int n_prefix; /* prefix slots 0 .. n_prefix-1 */
     int prefix_key[PREFIX_SLOTS_MAX];
     int *prefix_tok[PREFIX_SLOTS_MAX];
     int prefix_len[PREFIX_SLOTS_MAX];
@@ -610,8 +614,8 @@ int judge_create(judge **out, const model *m, const tokenizer *tok, const judge_
         return rc;
     }
     int samples = o->cot && o->cot_samples > 1 ? o->cot_samples : 1;
-    j->n_prefix = 1 + (o->n_principles < PREFIX_SLOTS_MAX - 1 ? o->n_principles
-                                                              : PREFIX_SLOTS_MAX - 1);
+    j->n_prefix =
+        1 + (o->n_principles < PREFIX_SLOTS_MAX - 1 ? o->n_principles : PREFIX_SLOTS_MAX - 1);
     j->work0 = j->n_prefix;
     j->n_work = 2 * max_pairs * samples;
     for (int i = 0; i < PREFIX_SLOTS_MAX; i++) j->prefix_key[i] = -1000;
@@ -667,7 +671,8 @@ static int prefix_slot(judge *j, int key, rl_err *e) {
     int rc = encode(j->p->tok, text, 1, &ids, &n, e);
     free(text);
     if (rc) return -1;
-    if (n > j->kv.max_seq - 2) n = j->kv.max_seq - 2; /* a prefix this long cannot be reused whole */
+    if (n > j->kv.max_seq - 2)
+        n = j->kv.max_seq - 2; /* a prefix this long cannot be reused whole */
     kvcache_reset(&j->kv, lru);
     if (n > 0) {
         int slot = lru;
@@ -797,8 +802,8 @@ static int label_chunk(judge *j, const judge_pair *pairs, int k, judge_label *ou
             }
         }
         sb_push(&sb, sab, tok[2 * i] + start[2 * i], len[2 * i] - start[2 * i]);
-        if (debias) sb_push(&sb, sba, tok[2 * i + 1] + start[2 * i + 1],
-                            len[2 * i + 1] - start[2 * i + 1]);
+        if (debias)
+            sb_push(&sb, sba, tok[2 * i + 1] + start[2 * i + 1], len[2 * i + 1] - start[2 * i + 1]);
     }
     if (!rc) rc = sb_run(j, &sb, j->logits, e);
     for (int i = 0; i < kk && !rc; i++) {
@@ -870,8 +875,8 @@ static int label_chunk_cot(judge *j, const judge_pair *pairs, int k, judge_label
             int idx = q * S + s;
             if (s > 0) rc = kvcache_copy_prefix(&j->kv, slot, slot + s, len[q] - 1, e);
             int i = q / n_ord, ord = q % n_ord;
-            uint32_t stream = (uint32_t)((uint64_t)pairs[i].id * (uint64_t)(2 * S) +
-                                         (uint64_t)(ord * S + s));
+            uint32_t stream =
+                (uint32_t)((uint64_t)pairs[i].id * (uint64_t)(2 * S) + (uint64_t)(ord * S + s));
             rng_init(&streams[idx], o->seed, rng_purpose(RNG_JUDGE, 2), stream);
             seqs[idx] = (gen_seq){.prompt = tok[q] + len[q] - 1,
                                   .prompt_len = 1,
@@ -924,8 +929,10 @@ static int label_chunk_cot(judge *j, const judge_pair *pairs, int k, judge_label
             sbuf b = {0};
             sb_trimmed(&b, clean, -1);
             free(clean);
-            if (ord == 0) out[i].rationale_ab = b.s ? b.s : dup0("");
-            else out[i].rationale_ba = b.s ? b.s : dup0("");
+            if (ord == 0)
+                out[i].rationale_ab = b.s ? b.s : dup0("");
+            else
+                out[i].rationale_ba = b.s ? b.s : dup0("");
         }
         if (rc) break;
         if (!out[i].rationale_ba) out[i].rationale_ba = dup0("");

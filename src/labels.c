@@ -24,44 +24,66 @@ typedef struct col {
     size_t off; /* in labels_row */
 } col;
 
-#define C(n, k, f) {"pairs/" n, k, offsetof(labels_row, f)}
+#define C(n, k, f)                                                                                 \
+    { "pairs/" n, k, offsetof(labels_row, f) }
 /* done last: a row counts as labelled only once everything else of it is written */
 static const col cols[] = {
-    C("prompt_id", K_I64, prompt_id), C("context", K_STR, context),
-    C("a", K_STR, a),                 C("b", K_STR, b),
-    C("p_ab", K_F64, p_ab),           C("p_ba", K_F64, p_ba),
-    C("p", K_F64, p),                 C("rationale_ab", K_STR, rationale_ab),
-    C("rationale_ba", K_STR, rationale_ba), C("principle", K_I32, principle),
-    C("truncated", K_U8, truncated),  C("done", K_U8, done),
+    C("prompt_id", K_I64, prompt_id),
+    C("context", K_STR, context),
+    C("a", K_STR, a),
+    C("b", K_STR, b),
+    C("p_ab", K_F64, p_ab),
+    C("p_ba", K_F64, p_ba),
+    C("p", K_F64, p),
+    C("rationale_ab", K_STR, rationale_ab),
+    C("rationale_ba", K_STR, rationale_ba),
+    C("principle", K_I32, principle),
+    C("truncated", K_U8, truncated),
+    C("done", K_U8, done),
 };
 #undef C
 #define N_COLS ((int)(sizeof cols / sizeof cols[0]))
 
 static hid_t mem_type(int kind, hid_t str) {
     switch (kind) {
-    case K_I64: return H5T_NATIVE_INT64;
-    case K_F64: return H5T_NATIVE_DOUBLE;
-    case K_I32: return H5T_NATIVE_INT32;
-    case K_U8: return H5T_NATIVE_UINT8;
-    default: return str;
+    case K_I64:
+        return H5T_NATIVE_INT64;
+    case K_F64:
+        return H5T_NATIVE_DOUBLE;
+    case K_I32:
+        return H5T_NATIVE_INT32;
+    case K_U8:
+        return H5T_NATIVE_UINT8;
+    default:
+        return str;
     }
 }
 static hid_t file_type(int kind, hid_t str) {
     switch (kind) {
-    case K_I64: return H5T_STD_I64LE;
-    case K_F64: return H5T_IEEE_F64LE;
-    case K_I32: return H5T_STD_I32LE;
-    case K_U8: return H5T_STD_U8LE;
-    default: return str;
+    case K_I64:
+        return H5T_STD_I64LE;
+    case K_F64:
+        return H5T_IEEE_F64LE;
+    case K_I32:
+        return H5T_STD_I32LE;
+    case K_U8:
+        return H5T_STD_U8LE;
+    default:
+        return str;
     }
 }
 static size_t elem_size(int kind) {
     switch (kind) {
-    case K_I64: return 8;
-    case K_F64: return 8;
-    case K_I32: return 4;
-    case K_U8: return 1;
-    default: return sizeof(char *);
+    case K_I64:
+        return 8;
+    case K_F64:
+        return 8;
+    case K_I32:
+        return 4;
+    case K_U8:
+        return 1;
+    default:
+        return sizeof(char *);
     }
 }
 
@@ -88,7 +110,8 @@ static int create_file(const char *path, int64_t n, const char *fingerprint,
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (f < 0) rc = h5io_err(e, ERR_IO, "%s: cannot create the labels file", tmp);
-    hsize_t dims = (hsize_t)(n > 0 ? n : 0), maxd = dims, chunk = dims < CHUNK_ROWS ? dims : CHUNK_ROWS;
+    hsize_t dims = (hsize_t)(n > 0 ? n : 0), maxd = dims,
+            chunk = dims < CHUNK_ROWS ? dims : CHUNK_ROWS;
     if (chunk == 0) chunk = 1;
     for (int c = 0; c < N_COLS && !rc; c++) {
         hid_t sp = H5Screate_simple(1, &dims, &maxd);
@@ -101,15 +124,24 @@ static int create_file(const char *path, int64_t n, const char *fingerprint,
         double fnan = NAN;
         const void *fill = NULL;
         switch (cols[c].kind) {
-        case K_I64: fill = &fi64; break;
-        case K_I32: fill = &fi32; break;
-        case K_U8: fill = &fu8; break;
-        case K_F64: fill = &fnan; break;
-        default: break;
+        case K_I64:
+            fill = &fi64;
+            break;
+        case K_I32:
+            fill = &fi32;
+            break;
+        case K_U8:
+            fill = &fu8;
+            break;
+        case K_F64:
+            fill = &fnan;
+            break;
+        default:
+            break;
         }
         if (fill) H5Pset_fill_value(dcpl, mem_type(cols[c].kind, str), fill);
-        hid_t d = H5Dcreate2(f, cols[c].name, file_type(cols[c].kind, str), sp, lcpl, dcpl,
-                             H5P_DEFAULT);
+        hid_t d =
+            H5Dcreate2(f, cols[c].name, file_type(cols[c].kind, str), sp, lcpl, dcpl, H5P_DEFAULT);
         if (d < 0) rc = h5io_err(e, ERR_IO, "%s: cannot create %s", tmp, cols[c].name);
         if (d >= 0) H5Dclose(d);
         H5Pclose(dcpl);
@@ -235,8 +267,10 @@ int labels_open(const char *path, int64_t n_rows, const char *fingerprint, const
                  !strcmp(fmt, LABELS_FORMAT) && !h5io_read_str_attr(f, "fingerprint", &fp, &e2) &&
                  !h5io_read_i64_attr(f, "n_rows", &n, 1, &nn, &e2);
         const char *why = NULL;
-        if (!ok) why = "damaged";
-        else if (n != n_rows || strcmp(fp, fingerprint) != 0) why = "stale";
+        if (!ok)
+            why = "damaged";
+        else if (n != n_rows || strcmp(fp, fingerprint) != 0)
+            why = "stale";
         if (!why && read_rows(f, path, rows, n_rows, &e2) != ERR_OK) why = "damaged";
         if (f >= 0) H5Fclose(f);
         H5Pclose(fapl);
@@ -245,24 +279,29 @@ int labels_open(const char *path, int64_t n_rows, const char *fingerprint, const
         free(fp);
         if (!why) {
             for (int64_t i = 0; i < n_rows; i++) {
-                if (rows[i].done) (*n_done)++;
-                else labels_row_free(&rows[i]);
+                if (rows[i].done)
+                    (*n_done)++;
+                else
+                    labels_row_free(&rows[i]);
             }
             if (note)
-                snprintf(note, note_cap, "%s: %lld of %lld pairs were labelled by an earlier attempt",
-                         path, (long long)*n_done, (long long)n_rows);
+                snprintf(note, note_cap,
+                         "%s: %lld of %lld pairs were labelled by an earlier attempt", path,
+                         (long long)*n_done, (long long)n_rows);
             return ERR_OK;
         }
-        for (int64_t i = 0; i < n_rows; i++) labels_row_free(&rows[i]), memset(&rows[i], 0, sizeof rows[i]);
+        for (int64_t i = 0; i < n_rows; i++)
+            labels_row_free(&rows[i]), memset(&rows[i], 0, sizeof rows[i]);
         char aside[4200];
         snprintf(aside, sizeof aside, "%s.%s", path, why);
         if (rename(path, aside) != 0)
             return err_set(e, ERR_IO, "cannot move %s aside: %s", path, strerror(errno));
         if (note)
-            snprintf(note, note_cap,
-                     "%s was %s (%s); moved to %s, labelling from the start", path,
-                     why, !strcmp(why, "stale") ? "made with another judge, policy or prompt"
-                                                : e2.msg[0] ? e2.msg : "unreadable",
+            snprintf(note, note_cap, "%s was %s (%s); moved to %s, labelling from the start", path,
+                     why,
+                     !strcmp(why, "stale") ? "made with another judge, policy or prompt"
+                     : e2.msg[0]           ? e2.msg
+                                           : "unreadable",
                      aside);
     }
     return create_file(path, n_rows, fingerprint, meta, e);
@@ -313,9 +352,9 @@ int labels_write(const char *path, const labels_row *rows, const int64_t *idx, i
 
 /* ------------------------------------------------------------------ journal */
 
-#define JOURNAL_MAGIC  "RLAIF-LABELS-JOURNAL 1\n"
-#define RECORD_MAGIC   0x4c574f52u /* "ROWL" */
-#define RECORD_MAX     (64u << 20)
+#define JOURNAL_MAGIC "RLAIF-LABELS-JOURNAL 1\n"
+#define RECORD_MAGIC  0x4c574f52u /* "ROWL" */
+#define RECORD_MAX    (64u << 20)
 
 static void put_u32(unsigned char *p, uint32_t v) {
     p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8), p[2] = (unsigned char)(v >> 16),
@@ -363,7 +402,8 @@ int labels_journal_append(const char *path, const char *fingerprint, const label
             rc = err_set(e, ERR_IO, "cannot write %s: %s", path, strerror(errno));
         msg_free(&w);
     }
-    if (fclose(f) != 0 && !rc) rc = err_set(e, ERR_IO, "cannot close %s: %s", path, strerror(errno));
+    if (fclose(f) != 0 && !rc)
+        rc = err_set(e, ERR_IO, "cannot close %s: %s", path, strerror(errno));
     if (!rc) rc = h5io_fsync_path(path, e);
     return rc;
 }
@@ -420,8 +460,9 @@ int labels_journal_replay(const char *path, const char *fingerprint, labels_row 
         if (r.bad || row < 0 || row >= n_rows) {
             labels_row_free(&x);
             fclose(f);
-            return err_set(e, ERR_INPUT, "%s: a record names row %lld of %lld; the journal does not "
-                                         "belong to this labelling (remove it to start over)",
+            return err_set(e, ERR_INPUT,
+                           "%s: a record names row %lld of %lld; the journal does not "
+                           "belong to this labelling (remove it to start over)",
                            path, (long long)row, (long long)n_rows);
         }
         if (!rows[row].done) (*n_replayed)++;

@@ -38,8 +38,8 @@
 /* ------------------------------------------------------------------ data */
 
 /* Pretraining sequence g: training document g mod n_train and its reference. */
-static int pretrain_sequence(const tokenizer *tok, const task_config *tc, long g, int **ids,
-                             int *n, rl_err *e) {
+static int pretrain_sequence(const tokenizer *tok, const task_config *tc, long g, int **ids, int *n,
+                             rl_err *e) {
     task_doc d;
     int rc = task_doc_make(tc->seed, TASK_TRAIN, g % tc->n_docs[TASK_TRAIN], &d, e);
     if (rc) return rc;
@@ -107,8 +107,8 @@ static int judge_sft_eval_alignment(const stage_group *g, judge *jd, const task_
             rc = task_lm_eval_pair(tc, i, &d, &tp[k], e);
             if (rc) break;
             ctx[k] = xstrdup(task_context(&d));
-            pairs[k] = (judge_pair){.id = 1000000000LL + i, .context = ctx[k], .a = tp[k].a,
-                                    .b = tp[k].b};
+            pairs[k] =
+                (judge_pair){.id = 1000000000LL + i, .context = ctx[k], .a = tp[k].a, .b = tp[k].b};
             k++;
         }
         if (k == batch || (i + g->size >= n && k > 0)) {

@@ -53,8 +53,10 @@ static void model_file(const run_ctx *ctx, const char *produced, const char *dec
                        size_t cap) {
     char p[4400];
     stage_model_path(ctx, produced, p, sizeof p);
-    if (access(p, R_OK) == 0) snprintf(out, cap, "%s", p);
-    else snprintf(out, cap, "%s", deck_file);
+    if (access(p, R_OK) == 0)
+        snprintf(out, cap, "%s", p);
+    else
+        snprintf(out, cap, "%s", deck_file);
 }
 
 static uint32_t file_crc(const char *path) {
@@ -91,11 +93,11 @@ static uint32_t section_crc(const char *deck, const char *name) {
 /* ------------------------------------------------------------------ rank 0 */
 
 typedef struct judge_info {
-    int64_t pairs;       /* labelled by this rank, this attempt */
-    double busy;         /* seconds inside the judge */
-    double cpu;          /* CPU seconds of the rank in this stage */
+    int64_t pairs; /* labelled by this rank, this attempt */
+    double busy;   /* seconds inside the judge */
+    double cpu;    /* CPU seconds of the rank in this stage */
     int64_t tok_computed, tok_reused;
-    int waiting;         /* asked for work while none was ready */
+    int waiting; /* asked for work while none was ready */
 } judge_info;
 
 typedef struct coord {
@@ -110,7 +112,7 @@ typedef struct coord {
     /* work goes in blocks of `batch` rows (block k: rows k*batch ..): a block is sampled in one
      * batch and judged in one batch, so its pairs and labels do not depend on the timing */
     int64_t nb;
-    int64_t next_gen;  /* blocks below it were handed to generation (or are done) */
+    int64_t next_gen;   /* blocks below it were handed to generation (or are done) */
     int64_t generating; /* blocks out for generation */
     int64_t *ready;     /* FIFO of blocks ready for a judge */
     int64_t ready_head, ready_tail;
@@ -136,7 +138,8 @@ static int is_judge(const coord *c, int src) {
 static int flush_rows(coord *c, rl_err *e) {
     if (!c->n_pending) return ERR_OK;
     /* the journal first: a kill inside the HDF5 write below then loses nothing */
-    int rc = labels_journal_append(c->journal, c->fingerprint, c->rows, c->pending, c->n_pending, e);
+    int rc =
+        labels_journal_append(c->journal, c->fingerprint, c->rows, c->pending, c->n_pending, e);
     if (!rc) rc = labels_write(c->path, c->rows, c->pending, c->n_pending, e);
     c->n_pending = 0;
     c->last_flush = log_now();
@@ -184,8 +187,10 @@ static void deal_judge(coord *c, int src) {
         return;
     }
     if (ready_count(c) == 0) {
-        if (generation_left(c)) ji->waiting = 1;
-        else send_done(src);
+        if (generation_left(c))
+            ji->waiting = 1;
+        else
+            send_done(src);
         return;
     }
     int64_t b = c->ready[c->ready_head++];
@@ -278,7 +283,8 @@ static int on_judge_result(coord *c, int src, msg_reader *r, rl_err *e) {
     c->t_last = log_now();
     int64_t this_run = c->n_done - c->done_before;
     if (n > 0 && this_run > 0)
-        run_metric(c->ctx, "label/pairs_per_s", this_run, this_run / (c->t_last - c->t_first + 1e-9));
+        run_metric(c->ctx, "label/pairs_per_s", this_run,
+                   this_run / (c->t_last - c->t_first + 1e-9));
     if (!c->prog_started) {
         log_progress_begin(&c->prog, "label", "pairs", (long)c->n_todo);
         c->prog_started = 1;
@@ -303,8 +309,8 @@ static int on_policy_result(coord *c, int src, msg_reader *r, rl_err *e) {
         if (r->bad || row < 0 || row >= c->n ||
             (c->state[row] != ROW_GEN && c->state[row] != ROW_DONE)) {
             free(ctxt), free(a), free(b);
-            return err_set(e, ERR_MPI, "rank %d returned a pair for row %lld it was not given",
-                           src, (long long)row);
+            return err_set(e, ERR_MPI, "rank %d returned a pair for row %lld it was not given", src,
+                           (long long)row);
         }
         block = row / c->batch;
         if (c->state[row] == ROW_DONE) { /* labelled by an earlier attempt */
@@ -340,8 +346,10 @@ static int coord_on_msg(run_ctx *ctx, void *user, int src, int tag, const void *
         return err_set(e, ERR_INTERNAL, "label: unexpected message tag %d from rank %d", tag, src);
     }
     if (rc) return rc;
-    if (from_judge) deal_judge(c, src);
-    else deal_policy(c, src);
+    if (from_judge)
+        deal_judge(c, src);
+    else
+        deal_policy(c, src);
     wake(c);
     if (c->n_pending && (log_now() - c->last_flush > ctx->cfg.run.metrics_flush_seconds ||
                          c->n_pending >= 4096 || c->n_done == c->n))
@@ -490,7 +498,8 @@ static int coord_finish(coord *c, rl_err *e) {
         run_summary(ctx, "label_judge_busy_avg", bsum / c->n_judges);
         run_summary(ctx, "label_judge_busy_max", bmax);
         if (tc_sum + tr_sum > 0)
-            run_summary(ctx, "label_tokens_reused_share", (double)tr_sum / (double)(tc_sum + tr_sum));
+            run_summary(ctx, "label_tokens_reused_share",
+                        (double)tr_sum / (double)(tc_sum + tr_sum));
     }
     /* alignment with the gold rater: the built-in task's pairs only */
     if (c->source == CONFIG_LABEL_POLICY && ctx->cfg.task.name == 0) {
@@ -510,8 +519,8 @@ static int coord_finish(coord *c, rl_err *e) {
     return ERR_OK;
 }
 
-static int fingerprint(const run_ctx *ctx, const char *judge_path, const char *src_path,
-                       char *out, size_t cap) {
+static int fingerprint(const run_ctx *ctx, const char *judge_path, const char *src_path, char *out,
+                       size_t cap) {
     snprintf(out, cap,
              "judge %08x source %08x judge-deck %08x label-deck %08x task-deck %08x seed %lld",
              file_crc(judge_path), file_crc(src_path), section_crc(ctx->deck_yaml, "judge"),
@@ -552,13 +561,17 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
     char *fp = c.fingerprint;
     fingerprint(ctx, judge_path, src_path, c.fingerprint, sizeof c.fingerprint);
     snprintf(c.journal, sizeof c.journal, "%s.journal", c.path);
-    const char *tn[8] = {"preamble", "template", "ending", "label_1", "label_2", "source",
-                         "judge_model", "cot_ending"};
-    const char *tv[8] = {cfg->judge.preamble_file[0] ? cfg->judge.preamble_file : cfg->judge.preamble,
-                         cfg->judge.template_text, cfg->judge.ending, cfg->judge.label_1,
+    const char *tn[8] = {"preamble", "template", "ending",      "label_1",
+                         "label_2",  "source",   "judge_model", "cot_ending"};
+    const char *tv[8] = {cfg->judge.preamble_file[0] ? cfg->judge.preamble_file
+                                                     : cfg->judge.preamble,
+                         cfg->judge.template_text,
+                         cfg->judge.ending,
+                         cfg->judge.label_1,
                          cfg->judge.label_2,
                          c.source == CONFIG_LABEL_FILE ? cfg->label.pairs_file : "policy",
-                         judge_path, cfg->judge.cot.enabled ? cfg->judge.cot.ending : ""};
+                         judge_path,
+                         cfg->judge.cot.enabled ? cfg->judge.cot.ending : ""};
     const char *in[3] = {"position_debias", "cot", "cot_samples"};
     int64_t iv[3] = {cfg->judge.position_debias, cfg->judge.cot.enabled, cfg->judge.cot.samples};
     labels_meta meta = {tn, tv, 8, in, iv, 3};
@@ -576,7 +589,8 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
             rc = labels_write(c.path, c.rows, idx, (int)k, e);
             free(idx);
             c.n_done += replayed;
-            log_info("label: %lld labelled pairs recovered from %s", (long long)replayed, c.journal);
+            log_info("label: %lld labelled pairs recovered from %s", (long long)replayed,
+                     c.journal);
         }
     }
     if (!rc) {
@@ -749,8 +763,8 @@ static int label_judge(run_ctx *ctx, rl_err *e) {
 
 /* Samples the pairs of `rows` (n of them): a and b for the prompt of each. */
 static int sample_pairs(const run_ctx *ctx, const model *m, const tokenizer *tok, kvcache *kv,
-                        const task_config *tc, const int64_t *rows, int n, task_doc *docs,
-                        char **a, char **b, rl_err *e) {
+                        const task_config *tc, const int64_t *rows, int n, task_doc *docs, char **a,
+                        char **b, rl_err *e) {
     const config *cfg = &ctx->cfg;
     int rc = ERR_OK;
     char **prompts = xcalloc((size_t)2 * n + 1, sizeof *prompts);
@@ -859,10 +873,13 @@ static int label_policy(run_ctx *ctx, rl_err *e) {
 int stage_label(run_ctx *ctx, int64_t from_step, rl_err *e) {
     (void)from_step; /* labels.h5 is the stage's state: its done rows are kept */
     switch (ctx->comm.role) {
-    case ROLE_COORD: return label_coord(ctx, e);
-    case ROLE_JUDGE: return label_judge(ctx, e);
+    case ROLE_COORD:
+        return label_coord(ctx, e);
+    case ROLE_JUDGE:
+        return label_judge(ctx, e);
     case ROLE_POLICY:
         return ctx->cfg.label.source == CONFIG_LABEL_POLICY ? label_policy(ctx, e) : ERR_OK;
-    default: return ERR_OK;
+    default:
+        return ERR_OK;
     }
 }

@@ -78,7 +78,8 @@ static int sft_eval_gold_score(run_ctx *ctx, const stage_group *g, const model *
         rc = task_doc_make(tc->seed, TASK_TEST, i, &docs[k], e);
         prompts[k] = xmalloc(TASK_PROMPT_MAX);
         if (!rc) rc = task_prompt(&docs[k], prompts[k], TASK_PROMPT_MAX, e);
-        rng_init(&streams[k], (uint64_t)ctx->cfg.run.seed, rng_purpose(RNG_SAMPLE, 0x5f7), (uint32_t)i);
+        rng_init(&streams[k], (uint64_t)ctx->cfg.run.seed, rng_purpose(RNG_SAMPLE, 0x5f7),
+                 (uint32_t)i);
     }
     sample_params sp = {.temperature = (float)ctx->cfg.sft_opts.eval_temperature};
     if (!rc)

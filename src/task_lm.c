@@ -114,10 +114,20 @@ int task_lm_encode(const tokenizer *tok, const char *text, int bos, int **ids, i
     return ERR_OK;
 }
 
+int task_lm_encode_prompt(const tokenizer *tok, const char *prompt, int **ids, int *n, rl_err *e) {
+    size_t len = strlen(prompt);
+    char *sp = xmalloc(len + 2);
+    sp[0] = ' ';
+    memcpy(sp + 1, prompt, len + 1);
+    int rc = task_lm_encode(tok, sp, 1, ids, n, e);
+    free(sp);
+    return rc;
+}
+
 int task_lm_sft_sequence(const tokenizer *tok, const task_example *ex, int **ids, int *n,
                          int *n_prompt, rl_err *e) {
     int *p = NULL, np = 0, *t = NULL, nt = 0;
-    int rc = task_lm_encode(tok, ex->prompt, 1, &p, &np, e);
+    int rc = task_lm_encode_prompt(tok, ex->prompt, &p, &np, e);
     if (!rc) rc = task_lm_encode(tok, ex->target, 0, &t, &nt, e);
     if (rc) {
         free(p);
@@ -204,7 +214,7 @@ int task_lm_generate(const model *m, const tokenizer *tok, kvcache *kv, const ch
         int k = n - i0 < slots ? n - i0 : slots;
         for (int j = 0; j < k && !rc; j++) {
             int np = 0;
-            rc = task_lm_encode(tok, prompts[i0 + j], 1, &ptoks[j], &np, e);
+            rc = task_lm_encode_prompt(tok, prompts[i0 + j], &ptoks[j], &np, e);
             if (rc) break;
             int room = kv->max_seq - np;
             if (room < 1) {

@@ -114,8 +114,8 @@ static int run_batch(trainer *t, int backward, trainer_stats *st, long step, rl_
         /* model_ce returns local_sum / denom with denom = global / size; averaging the
          * gradients over the ranks then gives the gradient of the global mean */
         float denom = (float)(glob[0] / t->size);
-        float l = model_ce(t->m, &t->acts, t->targets, t->weight, denom > 0 ? denom : 1.0f,
-                           backward);
+        float l =
+            model_ce(t->m, &t->acts, t->targets, t->weight, denom > 0 ? denom : 1.0f, backward);
         local_sum = (double)l * denom;
         if (backward) model_backward(t->m, &t->acts, t->tokens);
     }

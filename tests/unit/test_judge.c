@@ -1,7 +1,7 @@
 /* judge: the soft label equals the softmax over the two label-token logits of a full forward
  * pass (the training path, no KV cache) of the same prompt, in both orders, with and without
- * prefix reuse, exemplars and principles; swapping the candidates maps back (p(b, a) = 1 - p(a, b));
- * batch size and reuse do not change labels; the prompt text is the paper's format; a context
+ * prefix reuse, exemplars and principles; swapping the candidates maps back (p(b, a) = 1 - p(a,
+ * b)); batch size and reuse do not change labels; the prompt text is the paper's format; a context
  * too long is cut; d-RLAIF's expected score by hand (with "10" as two tokens) and against full
  * forwards; chain of thought: the rationale is the greedy continuation (full forwards) and the
  * label is read after rationale, newline and ending. The model is random: only equalities are
@@ -36,9 +36,16 @@ static int setup(void **state) {
         fail_msg("%s", e.msg);
     judge_texts_free(texts, n);
     judge_opts_free(&o);
-    model_config mc = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
-                       .ffn_dim = 48, .vocab_size = tokenizer_n_vocab(f->tok), .max_seq = 400,
-                       .rope_theta = 10000, .norm_eps = 1e-5f};
+    model_config mc = {.dim = 32,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 2,
+                       .head_dim = 8,
+                       .ffn_dim = 48,
+                       .vocab_size = tokenizer_n_vocab(f->tok),
+                       .max_seq = 400,
+                       .rope_theta = 10000,
+                       .norm_eps = 1e-5f};
     if (model_create(&f->m, &mc, &e)) fail_msg("%s", e.msg);
     model_init_weights(&f->m, 7);
     /* larger weights than the default init, so the two label logits really differ */
@@ -72,8 +79,8 @@ static double full_p1(fixture *f, const judge_prompt *p, const judge_pair *pair,
     if (judge_prompt_pair_tokens(p, pair, swap, 0, 0, &ids, &n, &tr, &e)) fail_msg("%s", e.msg);
     float *z = malloc(sizeof(float) * f->m.cfg.vocab_size);
     full_logits(&f->m, ids, n, z);
-    double p1 = judge_pref_from_logits(z, judge_prompt_label_token(p, 1),
-                                       judge_prompt_label_token(p, 2));
+    double p1 =
+        judge_pref_from_logits(z, judge_prompt_label_token(p, 1), judge_prompt_label_token(p, 2));
     free(z);
     free(ids);
     return p1;
@@ -88,13 +95,16 @@ static const char *const ctxs[5] = {
 static const char *const as[5] = {"Grace lost a clock at the market.", "Lucy made a basket.",
                                   "Emma lost a map in the garden on Sunday.",
                                   "Vera lost a ladder on the farm.", "Jack lost a painting"};
-static const char *const bs[5] = {"Grace lost a clock.", "Lucy made a basket at the castle last week.",
-                                  "Ben lost a map in the garden on Sunday.",
-                                  "Vera lost a ladder on the farm.", "Jack lost a painting at the school."};
+static const char *const bs[5] = {
+    "Grace lost a clock.", "Lucy made a basket at the castle last week.",
+    "Ben lost a map in the garden on Sunday.", "Vera lost a ladder on the farm.",
+    "Jack lost a painting at the school."};
 
 static void make_pairs(judge_pair *p, int swap_ab) {
     for (int i = 0; i < 5; i++)
-        p[i] = (judge_pair){.id = 100 + i, .context = ctxs[i], .a = swap_ab ? bs[i] : as[i],
+        p[i] = (judge_pair){.id = 100 + i,
+                            .context = ctxs[i],
+                            .a = swap_ab ? bs[i] : as[i],
                             .b = swap_ab ? as[i] : bs[i]};
 }
 
@@ -121,8 +131,10 @@ static void check_against_full(fixture *f, judge_opts *o, int max_pairs) {
         judge_label_free(&l[i]);
     }
     const judge_stats *st = judge_get_stats(j);
-    if (o->reuse_prefix) assert_true(st->tokens_reused > 0);
-    else assert_int_equal(st->tokens_reused, 0);
+    if (o->reuse_prefix)
+        assert_true(st->tokens_reused > 0);
+    else
+        assert_int_equal(st->tokens_reused, 0);
     judge_free(j);
 }
 
@@ -145,9 +157,9 @@ static void test_exemplars_and_principles(void **state) {
     judge_opts_default(&o);
     o.n_exemplars = 1;
     o.exemplars = calloc(1, sizeof *o.exemplars);
-    o.exemplars[0] = (judge_exemplar){strdup("Anna found a map at the harbour."),
-                                      strdup("Anna found a map."),
-                                      strdup("Anna found a map at the harbour."), strdup(""), 2};
+    o.exemplars[0] =
+        (judge_exemplar){strdup("Anna found a map at the harbour."), strdup("Anna found a map."),
+                         strdup("Anna found a map at the harbour."), strdup(""), 2};
     o.n_principles = 3;
     o.principles = calloc(3, sizeof(char *));
     o.principles[0] = strdup("Prefer the summary that names every key fact.");
@@ -167,7 +179,8 @@ static void test_exemplars_and_principles(void **state) {
         judge_pair pr = {.id = id, .context = "x", .a = "y", .b = "z"};
         char *t = judge_prompt_pair_text(p, &pr, 0, 0, -1);
         assert_non_null(strstr(t, o.principles[k]));
-        assert_non_null(strstr(t, "Summary 2 - Anna found a map at the harbour.\n\nPreferred Summary=2"));
+        assert_non_null(
+            strstr(t, "Summary 2 - Anna found a map at the harbour.\n\nPreferred Summary=2"));
         free(t);
     }
     assert_true(seen[0] && seen[1] && seen[2]);
@@ -216,8 +229,10 @@ static void test_batch_and_reuse_invariance(void **state) {
         make_pairs(pairs, 0);
         if (judge_label_pairs(j, pairs, 5, l, &e)) fail_msg("%s", e.msg);
         for (int i = 0; i < 5; i++) {
-            if (variant == 0) ref[i] = l[i].p;
-            else assert_close(l[i].p, ref[i], 1e-5, 1e-6);
+            if (variant == 0)
+                ref[i] = l[i].p;
+            else
+                assert_close(l[i].p, ref[i], 1e-5, 1e-6);
             judge_label_free(&l[i]);
         }
         judge_free(j);
@@ -232,7 +247,8 @@ static void test_prompt_format_and_truncation(void **state) {
     rl_err e = {0};
     judge_prompt *p;
     if (judge_prompt_create(&p, &o, f->tok, 400, &e)) fail_msg("%s", e.msg);
-    judge_pair pr = {.id = 1, .context = "  Anna found a map.\n", .a = " Anna found a map.", .b = "A map."};
+    judge_pair pr = {
+        .id = 1, .context = "  Anna found a map.\n", .a = " Anna found a map.", .b = "A map."};
     char *t = judge_prompt_pair_text(p, &pr, 1, 0, -1);
     assert_string_equal(t, "You are an expert summary rater. Given a piece of text and two of its "
                            "possible summaries, output 1 or 2 to indicate which summary is "
@@ -364,7 +380,8 @@ static void test_cot_flow(void **state) {
     for (int i = 0; i < 5; i++)
         for (int ord = 0; ord < 2; ord++) {
             int *ids, n, tr;
-            if (judge_prompt_pair_tokens(judge_get_prompt(j), &pairs[i], ord, 1, 40, &ids, &n, &tr, &e))
+            if (judge_prompt_pair_tokens(judge_get_prompt(j), &pairs[i], ord, 1, 40, &ids, &n, &tr,
+                                         &e))
                 fail_msg("%s", e.msg);
             ids = realloc(ids, sizeof(int) * (size_t)(n + 64));
             /* greedy rationale by full forwards, ending at EOS or a token with a newline */
@@ -395,7 +412,8 @@ static void test_cot_flow(void **state) {
             free(rat), free(trimmed);
             /* then the ending (after a newline) and the label */
             int *end, ne;
-            if (task_lm_encode(f->tok, nl ? "Preferred Summary=" : "\nPreferred Summary=", 0, &end, &ne, &e))
+            if (task_lm_encode(f->tok, nl ? "Preferred Summary=" : "\nPreferred Summary=", 0, &end,
+                               &ne, &e))
                 fail_msg("%s", e.msg);
             memcpy(ids + n, end, sizeof(int) * (size_t)ne);
             n += ne;

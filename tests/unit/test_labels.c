@@ -136,8 +136,9 @@ static void test_jsonl(void **state) {
     (void)state;
     jsonl_obj o;
     rl_err e = {0};
-    const char *line = "{\"context\": \"A \\\"q\\\"\\n\\u00e9\\ud83d\\ude00\", \"a\":\"x\", \"id\": 42, "
-                       "\"b\": \"y\", \"ok\": true}\n";
+    const char *line =
+        "{\"context\": \"A \\\"q\\\"\\n\\u00e9\\ud83d\\ude00\", \"a\":\"x\", \"id\": 42, "
+        "\"b\": \"y\", \"ok\": true}\n";
     assert_int_equal(jsonl_parse(line, strlen(line), &o, &e), 0);
     int s;
     assert_string_equal(jsonl_get(&o, "context", &s), "A \"q\"\n\xc3\xa9\xf0\x9f\x98\x80");
@@ -146,8 +147,9 @@ static void test_jsonl(void **state) {
     assert_false(s);
     assert_null(jsonl_get(&o, "nope", NULL));
     jsonl_free(&o);
-    static const char *const bad[] = {"[1]", "{\"a\": [1]}", "{\"a\" 1}", "{\"a\": \"x}",
-                                      "{\"a\": 1, \"a\": 2}", "{\"a\": \"\\q\"}", "{\"a\": 1} x"};
+    static const char *const bad[] = {"[1]",          "{\"a\": [1]}",         "{\"a\" 1}",
+                                      "{\"a\": \"x}", "{\"a\": 1, \"a\": 2}", "{\"a\": \"\\q\"}",
+                                      "{\"a\": 1} x"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         assert_int_equal(jsonl_parse(bad[k], strlen(bad[k]), &o, &e), ERR_INPUT);
         assert_non_null(strstr(e.msg, "column") ? e.msg : strstr(e.msg, "duplicate"));
