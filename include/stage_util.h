@@ -27,6 +27,10 @@ void stage_group_free(stage_group *g);
 
 /* ctx->models_dir/name into out. */
 void stage_model_path(const run_ctx *ctx, const char *name, char *out, size_t cap);
+/* The model a stage of this run wrote (models/<produced>, e.g. "judge.gguf") when it is there,
+ * else deck_file (e.g. cfg.judge_model.gguf), else "": what label, eval and rl load. */
+void stage_model_file(const run_ctx *ctx, const char *produced, const char *deck_file, char *out,
+                      size_t cap);
 
 /* The task's tokenizer: models/tokenizer.gguf when it exists, otherwise learned from the task
  * corpus and the judge's prompt texts by the group's rank 0 and written there. Collective over

@@ -48,17 +48,6 @@ enum { ROW_TODO = 0, ROW_GEN, ROW_READY, ROW_JUDGING, ROW_DONE };
 
 /* ------------------------------------------------------------------ shared helpers */
 
-/* The model file a stage of this run wrote, else the deck's file, else "". */
-static void model_file(const run_ctx *ctx, const char *produced, const char *deck_file, char *out,
-                       size_t cap) {
-    char p[4400];
-    stage_model_path(ctx, produced, p, sizeof p);
-    if (access(p, R_OK) == 0)
-        snprintf(out, cap, "%s", p);
-    else
-        snprintf(out, cap, "%s", deck_file);
-}
-
 static uint32_t file_crc(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
@@ -543,7 +532,7 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
     int rc = ERR_OK;
     file_reader fr = {0};
     char judge_path[4400], src_path[4400];
-    model_file(ctx, "judge.gguf", cfg->judge_model.gguf, judge_path, sizeof judge_path);
+    stage_model_file(ctx, "judge.gguf", cfg->judge_model.gguf, judge_path, sizeof judge_path);
     if (c.source == CONFIG_LABEL_FILE) {
         snprintf(src_path, sizeof src_path, "%s", cfg->label.pairs_file);
         fr.path = cfg->label.pairs_file;
@@ -553,7 +542,7 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
             rc = err_set(e, ERR_INPUT, "%s: no pairs in the file", cfg->label.pairs_file);
         c.n = fr.n;
     } else {
-        model_file(ctx, "policy_sft.gguf", cfg->policy.gguf, src_path, sizeof src_path);
+        stage_model_file(ctx, "policy_sft.gguf", cfg->policy.gguf, src_path, sizeof src_path);
         c.n = cfg->label.pairs;
     }
     /* labels.h5: new, or the rows an earlier attempt finished */
@@ -674,7 +663,7 @@ static int label_judge(run_ctx *ctx, rl_err *e) {
     long slow_us = test_slowdown_us(ctx);
     double cpu0 = log_cpu_seconds();
     char path[4400];
-    model_file(ctx, "judge.gguf", cfg->judge_model.gguf, path, sizeof path);
+    stage_model_file(ctx, "judge.gguf", cfg->judge_model.gguf, path, sizeof path);
     model m;
     tokenizer *tok = NULL;
     judge_opts jo;
@@ -808,7 +797,7 @@ static int label_policy(run_ctx *ctx, rl_err *e) {
     const config *cfg = &ctx->cfg;
     double cpu0 = log_cpu_seconds();
     char path[4400];
-    model_file(ctx, "policy_sft.gguf", cfg->policy.gguf, path, sizeof path);
+    stage_model_file(ctx, "policy_sft.gguf", cfg->policy.gguf, path, sizeof path);
     model m;
     tokenizer *tok = NULL;
     kvcache kv;

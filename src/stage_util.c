@@ -44,6 +44,14 @@ void stage_model_path(const run_ctx *ctx, const char *name, char *out, size_t ca
     snprintf(out, cap, "%s/%s", ctx->models_dir, name);
 }
 
+void stage_model_file(const run_ctx *ctx, const char *produced, const char *deck_file, char *out,
+                      size_t cap) {
+    char p[4400];
+    stage_model_path(ctx, produced, p, sizeof p);
+    if (access(p, R_OK) == 0) snprintf(out, cap, "%s", p);
+    else snprintf(out, cap, "%s", deck_file ? deck_file : "");
+}
+
 int stage_agree(MPI_Comm comm, int rc, rl_err *e) {
     int worst = rc;
     comm_allreduce_max_int(&worst, comm);
