@@ -34,6 +34,7 @@ typedef struct trainer {
     int Bmax, Tmax; /* this rank's capacity: sequences per step, tokens per sequence */
     /* the batch being assembled: B sequences padded to T (the longest) */
     int B, T;
+    long n_real;   /* tokens of the batch's sequences (B * T less the padding) */
     int packed;    /* the rows are (B, T), no longer (B, Tmax) */
     int *tokens;   /* (Bmax, Tmax) inputs */
     int *targets;  /* (Bmax, Tmax) the next token, -1 where none */

@@ -212,6 +212,7 @@ static int fill(jsft *J, trainer *t, int phase, long s, int batch, rl_err *e) {
 
 static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_err *e) {
     const config *cfg = &ctx->cfg;
+    double cpu0 = log_cpu_seconds(), t_train = 0;
     int lead = g->rank == 0, rc;
     jsft J;
     memset(&J, 0, sizeof J);
@@ -312,6 +313,7 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
                 goto done;
             }
         }
+        t_train += log_now() - t0;
         rc = stage_agree(g->comm, rc, e);
         if (rc) goto done;
     }
@@ -340,6 +342,14 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
             run_summary(ctx, "judge_eval_pairs", res.n);
             run_summary(ctx, "judge_eval_confidence", res.mean_conf);
             run_summary(ctx, "judge_eval_seconds", log_now() - te);
+        }
+    }
+    {
+        /* CPU seconds of the group in this stage (the budget of the built-in task) */
+        double cpu[1] = {log_cpu_seconds() - cpu0};
+        if (comm_allreduce_sum_f64(cpu, 1, g->comm) == ERR_OK && lead) {
+            run_summary(ctx, "judge_sft_cpu_seconds", cpu[0]);
+            run_summary(ctx, "judge_sft_train_seconds", t_train);
         }
     }
     if (lead) run_report_done(ctx);

@@ -61,8 +61,8 @@ static int sft_fill_batch(trainer *t, const tokenizer *tok, const task_config *t
  * sums the gold scores over the group. Fills up to n_show sample rows (document, reference,
  * summary, score) on the group's rank 0. */
 static int sft_eval_gold_score(run_ctx *ctx, const stage_group *g, const model *m,
-                               const tokenizer *tok, const task_config *tc, double *mean,
-                               char **show, int n_show, rl_err *e) {
+                               const tokenizer *tok, const task_config *tc, double temperature,
+                               double *mean, char **show, int n_show, rl_err *e) {
     int n = ctx->cfg.sft_opts.eval_docs;
     if (n > tc->n_docs[TASK_TEST]) n = (int)tc->n_docs[TASK_TEST];
     int mine = 0;
@@ -81,7 +81,7 @@ static int sft_eval_gold_score(run_ctx *ctx, const stage_group *g, const model *
         rng_init(&streams[k], (uint64_t)ctx->cfg.run.seed, rng_purpose(RNG_SAMPLE, 0x5f7),
                  (uint32_t)i);
     }
-    sample_params sp = {.temperature = (float)ctx->cfg.sft_opts.eval_temperature};
+    sample_params sp = {.temperature = (float)temperature};
     if (!rc)
         rc = task_lm_generate(m, tok, &kv, (const char *const *)prompts, mine, &sp,
                               ctx->cfg.sft_opts.max_new_tokens, streams, outs, e);
@@ -110,6 +110,25 @@ static int sft_eval_gold_score(run_ctx *ctx, const stage_group *g, const model *
     return rc;
 }
 
+/* The gold mean of the SFT targets themselves (the mixture the policy imitates), on the same
+ * test documents: what an SFT policy that learned its data perfectly would score. */
+static double sft_eval_targets_gold(const task_config *tc, const config *cfg) {
+    int n = cfg->sft_opts.eval_docs;
+    if (n > tc->n_docs[TASK_TEST]) n = (int)tc->n_docs[TASK_TEST];
+    double s = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        task_example ex;
+        task_doc d;
+        if (task_sft_example(tc, TASK_TEST, i, 0, &ex, NULL) ||
+            task_doc_make(tc->seed, TASK_TEST, i, &d, NULL))
+            continue;
+        s += task_gold_score(&d, ex.target);
+        k++;
+    }
+    return k ? s / k : NAN;
+}
+
 /* ------------------------------------------------------------------ the stage */
 
 static int save_ckpt(run_ctx *ctx, const trainer *t, long step, rl_err *e) {
@@ -128,6 +147,7 @@ static int save_ckpt(run_ctx *ctx, const trainer *t, long step, rl_err *e) {
 
 static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_err *e) {
     const config *cfg = &ctx->cfg;
+    double cpu0 = log_cpu_seconds(), t_train = 0;
     int lead = g->rank == 0, rc;
     task_config tc;
     task_lm_task_config(cfg, &tc);
@@ -169,14 +189,17 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
 
     int steps = cfg->sft.steps, every = cfg->run.checkpoint_every;
     float pw = (float)cfg->sft_opts.prompt_loss;
-    double t0 = log_now();
-    long tokens = 0;
+    double t0 = log_now(), t_data = 0;
+    long tokens = 0, real_tokens = 0;
     for (long step = from_step + 1; step <= steps; step++) {
         trainer_stats st;
         /* a rank whose data fails must not leave the others in a collective: agree first */
+        double td = log_now();
         rc = sft_fill_batch(&t, tok, &tc, step, cfg->sft.batch, g->rank, g->size, 0, pw, e);
+        t_data += log_now() - td;
         if ((rc = stage_agree(g->comm, rc, e))) break;
         tokens += (long)t.B * t.T;
+        real_tokens += t.n_real;
         if ((rc = trainer_step(&t, step, &st, e))) break;
         if (lead) {
             run_metric(ctx, "sft/loss", step, st.loss);
@@ -205,6 +228,7 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
             goto done;
         }
     }
+    t_train = log_now() - t0;
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
     if (lead) {
@@ -220,9 +244,14 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
         enum { SHOW = 8 };
         char *show[4 * SHOW] = {0};
         double mean = NAN, te = log_now();
-        rc = sft_eval_gold_score(ctx, g, &m, tok, &tc, &mean, show, SHOW, e);
+        double temp = cfg->sft_opts.eval_temperature, greedy = NAN;
+        rc = sft_eval_gold_score(ctx, g, &m, tok, &tc, temp, &mean, show, SHOW, e);
+        if (!rc && temp > 0)
+            rc = sft_eval_gold_score(ctx, g, &m, tok, &tc, 0.0, &greedy, NULL, 0, e);
         if (!rc && lead) {
             run_summary(ctx, "sft_gold_score_mean", mean);
+            if (temp > 0) run_summary(ctx, "sft_gold_score_greedy", greedy);
+            run_summary(ctx, "sft_targets_gold_score_mean", sft_eval_targets_gold(&tc, cfg));
             run_summary(ctx, "sft_eval_seconds", log_now() - te);
             int rows = 0;
             while (rows < SHOW && show[4 * rows]) rows++;
@@ -232,6 +261,16 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
         }
         for (int k = 0; k < 4 * SHOW; k++) free(show[k]);
         if (rc) goto done;
+    }
+    {
+        /* CPU seconds of the group in this stage (the budget of the built-in task) */
+        double cpu[1] = {log_cpu_seconds() - cpu0};
+        if (comm_allreduce_sum_f64(cpu, 1, g->comm) == ERR_OK && lead) {
+            run_summary(ctx, "sft_cpu_seconds", cpu[0]);
+            run_summary(ctx, "sft_train_seconds", t_train);
+            run_summary(ctx, "sft_data_seconds", t_data);
+            run_summary(ctx, "sft_padding_share", tokens ? 1.0 - (double)real_tokens / tokens : 0);
+        }
     }
     if (lead) run_report_done(ctx);
 done:

@@ -60,6 +60,7 @@ void trainer_free(trainer *t) {
 void trainer_batch_clear(trainer *t) {
     t->B = 0;
     t->T = 0;
+    t->n_real = 0;
     t->packed = 0;
 }
 
@@ -83,6 +84,7 @@ int trainer_batch_add(trainer *t, const int *tokens, int len, const float *weigh
         w[k] = k + 1 < len ? (weights ? weights[k + 1] : 1.0f) : 0.0f;
     }
     if (len > t->T) t->T = len;
+    t->n_real += len;
     return ERR_OK;
 }
 
@@ -136,7 +138,14 @@ int trainer_step(trainer *t, long step, trainer_stats *st, rl_err *e) {
     model_zero_grads(t->m);
     int rc = run_batch(t, 1, &s, step, e);
     if (rc) return rc;
-    if ((rc = model_allreduce_grads(t->m, t->comm, e))) return err_prefix(e, "%s", t->what);
+    /* the gradient average: a sleeping wait (comm.h), so that a rank that finished its part
+     * early leaves its core to the others instead of spinning in MPI_Allreduce */
+    if (t->size > 1) {
+        if (comm_allreduce_sum_f32(t->m->grads, t->m->n_params, t->comm))
+            return err_set(e, ERR_MPI, "%s step %ld: gradient allreduce failed", t->what, step);
+        float inv = 1.0f / (float)t->size;
+        for (size_t j = 0; j < t->m->n_params; j++) t->m->grads[j] *= inv;
+    }
     optim_stats os;
     if ((rc = optim_step(&t->opt, t->m, &os, e)))
         return err_prefix(e, "%s step %ld", t->what, step);
