@@ -6,8 +6,11 @@
 #   make deps            install the Debian packages the project needs (or print the command)
 #   make run             the main job: every stage of input/quickstart.yaml
 #   make test            all tests; the last line reads "N passed, N failed"
+#   make test-slurm      only the tests under a real (local, one-node) Slurm: tests/scripts/test_slurm.sh
+#   make slurm-start     start that local Slurm (tools/slurm_local.sh); make slurm-stop stops it
 #   make bench           throughput figures, each next to its reference measured in the same run
 #   make format          clang-format the tree; make format-check verifies it
+#   V=1                  show the full compiler command lines
 
 VARIANT ?= release
 WERROR  ?= 1
@@ -34,14 +37,14 @@ endif
 CC       := mpicc
 PKGS     := openblas hdf5-openmpi yaml-0.1 libpcre2-8
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
-            -Wwrite-strings -Wformat=2 -Wundef -Wvla -Wno-unused-parameter
+            -Wwrite-strings -Wformat=2 -Wundef -Wvla -Wno-unused-parameter -Wno-format-truncation
 ifeq ($(WERROR),1)
   WARN   += -Werror
 endif
 # pkg-config is only asked once the deps are in place, so that 'make deps' works on a bare machine.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS   := -std=gnu11 $(OPT) $(WARN) -Iinclude -I$(OBJDIR) -MMD -MP
+CFLAGS   := -std=gnu11 $(OPT) -fno-math-errno $(WARN) -Iinclude -I$(OBJDIR) -MMD -MP
 LDLIBS    = $(PKG_LIBS) -lm -lpthread
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
@@ -52,7 +55,7 @@ UNIT_SRCS:= $(wildcard tests/unit/test_*.c) $(wildcard tests/mpi/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/%.c=$(OBJDIR)/tests/%)
 
 .PHONY: all deps deps-test run test test-build bench report format format-check clean \
-        FORCE check-decks fuzz fuzz-build
+        FORCE check-decks fuzz fuzz-build test-slurm slurm-start slurm-stop
 all: $(BIN)
 
 # ---------------------------------------------------------------- dependencies
@@ -73,17 +76,17 @@ $(OBJDIR)/build_info.h: FORCE
 
 $(OBJDIR)/obj/%.o: src/%.c | $(OBJDIR)/build_info.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	@$(if $(V),,echo "  CC      $<";)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
 $(OBJDIR)/obj/version.o: $(OBJDIR)/build_info.h
 
 $(BIN): $(OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(V),,echo "  LINK    $@";)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OBJDIR)/tests/%: tests/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(LIBOBJS) $(LDLIBS) $(CMOCKA_LIBS)
+	@$(if $(V),,echo "  TEST    $@";)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(LIBOBJS) $(LDLIBS) $(CMOCKA_LIBS)
 
 test-build: $(BIN) $(UNIT_BINS)
 
@@ -128,6 +131,17 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
 	@BIN=$(BIN) OBJDIR=$(OBJDIR) PYTHON=$(PYTHON) VARIANT=$(VARIANT) tests/run.sh
+
+# the real-Slurm tests alone (make test runs them too); they start and stop their own cluster
+test-slurm: deps-test
+	@$(MAKE) --no-print-directory $(BIN)
+	@BIN=$(BIN) OBJDIR=$(OBJDIR) PYTHON=$(PYTHON) VARIANT=$(VARIANT) TESTS=scripts/test_slurm \
+	  tests/run.sh
+slurm-start:
+	@tools/slurm_local.sh start
+	@tools/slurm_local.sh env
+slurm-stop:
+	@tools/slurm_local.sh stop
 
 bench: deps-test
 	@$(MAKE) --no-print-directory $(BIN)

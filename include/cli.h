@@ -10,6 +10,7 @@ int cli_tokenize(int argc, char **argv); /* tokenize --model FILE.gguf [--bos]  
 int cli_logits(int argc, char **argv);   /* logits --model F --ids-file I --out O (src/cli_model.c) */
 int cli_generate(int argc, char **argv); /* generate --model F --prompt TEXT ... (src/cli_model.c) */
 int cli_export(int argc, char **argv);   /* export ...                           (src/cli_model.c) */
+int cli_task(int argc, char **argv);     /* task sample|score|stats|corpus|pairs  (src/cli_task.c) */
 int cli_bench(int argc, char **argv);    /* bench sgemm|train|decode ...         (src/bench.c) */
 
 /* Version and build information, one "key: value" per line (for --version and metrics.h5). */

@@ -33,7 +33,7 @@ int err_set(rl_err *e, int code, const char *fmt, ...) __attribute__((format(pri
 /* Prepends context to an existing message: "context: old message". Returns e->code. */
 int err_prefix(rl_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(rl_err *e);
-/* Process exit status for an error code: 2 for bad input, 1 for the rest. */
+/* Process exit status for an error code: 2 for bad input and refused run states, 1 for the rest. */
 int err_exit_status(int code);
 
 void *xmalloc_at(size_t n, const char *file, int line);

@@ -1,10 +1,6 @@
 /* cli_model: the model-file subcommands: inspect, tokenize, logits, generate, export. Each
  * validates its arguments, prints one precise line on error and returns the exit status (2 for
- * bad input).
- *
- * logits, generate and export need the engine (model_create, model_step, sample_generate). Until
- * the engine is merged they are compiled only when its headers are present (sample.h), and
- * src/stubs.c answers for them otherwise; once merged, the guards go. */
+ * bad input). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +9,9 @@
 #include "cli.h"
 #include "gguf.h"
 #include "gguf_model.h"
+#include "model.h"
+#include "rng.h"
+#include "sample.h"
 #include "tokenizer.h"
 
 static int fail(const rl_err *e) {
@@ -245,11 +244,6 @@ int cli_tokenize(int argc, char **argv) {
     gguf_close(f);
     return rc ? fail(&e) : 0;
 }
-
-#if __has_include("sample.h")
-#include "model.h"
-#include "rng.h"
-#include "sample.h"
 
 /* ------------------------------------------------------------------ loading a model */
 
@@ -552,5 +546,3 @@ int cli_export(int argc, char **argv) {
     model_free(&m);
     return rc ? fail(&e) : 0;
 }
-
-#endif /* the engine */

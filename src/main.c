@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 
 static const struct {
@@ -17,6 +18,7 @@ static const struct {
     {"logits", cli_logits, "logits --model F --ids-file I --out O   raw float32 logits of one forward pass"},
     {"generate", cli_generate, "generate --model F --prompt TEXT [...]  sample a continuation"},
     {"export", cli_export, "export ...                              write a trained model as GGUF"},
+    {"task", cli_task, "task sample|score|stats|corpus|pairs    the built-in task and its gold rater"},
     {"bench", cli_bench, "bench sgemm|train|decode [...]          throughput figures"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
@@ -32,6 +34,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    blas_fix_core(argc, argv); /* may re-exec with OPENBLAS_CORETYPE set: before anything else */
     if (argc < 2) {
         usage(stderr);
         return 2;

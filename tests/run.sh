@@ -55,6 +55,7 @@ run_one() {
     tail -n 25 "$TMPD/err.txt" | sed 's/^/     | /'
   else
     printf 'ok   %-44s %3d passed%s  (%ss)\n' "$name" "$p" "$([ "$s" -gt 0 ] && echo ", $s skipped")" "$dt"
+    grep -E '^# measured:' "$out" | sed 's/^# /     /'
     grep -E '# SKIP' "$out" | sed 's/^/     /' | head -5
   fi
 }

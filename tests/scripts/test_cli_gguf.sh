@@ -61,11 +61,6 @@ for path in sorted(glob.glob(os.path.join(vdir, "*.gguf"))):
                                                     good, len(cases), name))
 PY
 
-if ! "$RLAIF_BIN" logits --help >/dev/null 2>&1; then
-  echo "ok - logits, generate, export # SKIP the engine is not in this build yet"
-  exit 0
-fi
-
 # logits: one causal pass against llama.cpp's reference
 IDS=$RLAIF_SHARED/reference/tiny-llama-f32.ids.txt
 "$RLAIF_BIN" logits --model "$REF" --ids-file "$IDS" --out "$TEST_TMP/l.f32"; rc=$?

@@ -4,8 +4,6 @@
  * BPE tokenizer, tied and untied), F16 files within F16 rounding. */
 #include "test_util.h"
 
-#if __has_include("sample.h") /* the engine; until it is merged this test only skips */
-
 #include <math.h>
 
 #include "bpe_train.h"
@@ -45,8 +43,8 @@ static void test_reference_logits(void **state) {
     (void)state;
     const char *d = test_shared_dir();
     if (!d) {
-        printf("# SKIP: ../shared is absent\n");
-        skip();
+        printf("ok - %s # SKIP ../shared is absent\n", __func__);
+        return;
     }
     char path[1100];
     snprintf(path, sizeof path, "%s/reference/tiny-llama-f32.ids.txt", d);
@@ -116,8 +114,8 @@ static void test_export_import_reference(void **state) {
     (void)state;
     const char *d = test_shared_dir();
     if (!d) {
-        printf("# SKIP: ../shared is absent\n");
-        skip();
+        printf("ok - %s # SKIP ../shared is absent\n", __func__);
+        return;
     }
     char path[1100];
     snprintf(path, sizeof path, "%s/reference/tiny-llama-f32.gguf", d);
@@ -198,17 +196,3 @@ int main(void) {
     };
     return cmocka_run_group_tests_name("gguf_engine", tests, NULL, NULL);
 }
-
-#else
-
-static void test_engine_absent(void **state) {
-    (void)state;
-    printf("# SKIP: the engine (model_create, model_step) is not in this build yet\n");
-    skip();
-}
-
-int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_engine_absent)};
-    return cmocka_run_group_tests_name("gguf_engine", tests, NULL, NULL);
-}
-#endif

@@ -1,0 +1,131 @@
+/* config: the YAML input deck -> one typed, validated struct.
+ *
+ * One schema table (src/config.c) lists every key: its dotted path, type, default, allowed range
+ * and one line of help. The loader walks the libyaml document against that table and reports
+ * every problem as `DECK:LINE:COL: message` (syntax errors, unknown keys with a did-you-mean,
+ * duplicate keys, wrong types, values out of range, missing required keys, wrong list/map
+ * shapes). `config_emit` writes the effective deck (defaults filled in) as YAML that loads back
+ * to the same struct; that text is what rank 0 broadcasts and what metrics.h5 keeps.
+ *
+ * Relative paths in a deck are relative to the directory rlaif is started in.
+ * Not here: reading the files a deck names (models, datasets); the stages do that. */
+#ifndef RLAIF_CONFIG_H
+#define RLAIF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+/* The pipeline's stages, in the only order they may run. */
+enum config_stage {
+    STAGE_SFT = 0,
+    STAGE_JUDGE_SFT,
+    STAGE_LABEL,
+    STAGE_REWARD,
+    STAGE_RL,
+    STAGE_EVAL,
+    STAGE_COUNT
+};
+const char *config_stage_name(int stage);
+
+typedef struct config_intlist {
+    int *items;
+    int n;
+} config_intlist;
+
+typedef struct config_strlist {
+    char **items;
+    int n;
+} config_strlist;
+
+/* A list of mappings parsed into an array of structs (the type depends on the key). */
+typedef struct config_maplist {
+    void *items;
+    int n;
+} config_maplist;
+
+/* Where a key was set in the deck (1-based); line 0 means it took its default. */
+typedef struct config_pos {
+    int line, col;
+} config_pos;
+
+/* A transformer: read from a GGUF file, or built from these dimensions and trained here. */
+typedef struct config_model {
+    char *gguf; /* "" : from scratch */
+    int dim, layers, heads, kv_heads, ffn, max_seq;
+    double rope_theta;
+} config_model;
+
+/* One optimisation: AdamW with warm-up and cosine decay to min_lr_ratio * lr. */
+typedef struct config_optim {
+    int steps;     /* optimiser steps */
+    int batch;     /* sequences per step, summed over the ranks of the role */
+    double lr, min_lr_ratio, weight_decay, grad_clip;
+    int warmup;    /* steps */
+} config_optim;
+
+typedef struct config {
+    struct {
+        char *name;
+        int64_t seed;
+        char *out_dir;
+        int checkpoint_every;
+        int keep_checkpoints;
+        int log_level; /* enum log_level */
+        double metrics_flush_seconds;
+        double progress_seconds;
+    } run;
+    struct {
+        int judge, reward, policy;
+    } ranks;
+    int threads_per_rank;
+    config_intlist stages; /* enum config_stage values, in pipeline order, no repeats */
+
+    /* ---- the built-in task (src/task*.c) */
+    struct {
+        int name; /* 0 summaries, 1 none */
+        int64_t seed;
+        int n_train, n_val, n_test;
+        double mix_good, mix_verbose, mix_missing, mix_invented, mix_malformed;
+        int judge_pairs;
+    } task;
+    struct {
+        int vocab_size;
+    } tokenizer;
+
+    /* ---- models */
+    config_model policy;
+    config_model judge_model;
+
+    /* ---- stages: each owns its section */
+    config_optim sft;
+    struct {
+        config_optim pretrain, finetune;
+    } judge_sft;
+
+    /* bookkeeping */
+    char *deck_path;  /* as given (for messages) */
+    config_pos *pos;  /* one per schema key, see config_key_pos */
+} config;
+
+/* Loads and validates a deck file / an in-memory deck (name is used in messages). On failure
+ * e->msg holds one line per problem found (at most 20), each `NAME:LINE:COL: message`, and
+ * the status is ERR_INPUT (ERR_IO when the file cannot be read). *cfg is then freed. */
+int config_load_file(const char *path, config *cfg, rl_err *e);
+int config_load_string(const char *name, const char *text, size_t len, config *cfg, rl_err *e);
+void config_free(config *cfg);
+
+/* The effective deck as YAML (every key, defaults filled in). Caller frees. */
+char *config_emit(const config *cfg);
+/* The schema table as text: path, type, default, range, help. */
+void config_print_schema(FILE *f);
+
+/* Position where a key was set; {0,0} when it took its default or is unknown. */
+config_pos config_key_pos(const config *cfg, const char *path);
+int config_has_stage(const config *cfg, int stage);
+/* Total ranks the deck asks for: 1 (coordinator) + judge + reward + policy. */
+int config_world_size(const config *cfg);
+
+#endif
