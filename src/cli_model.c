@@ -247,49 +247,39 @@ int cli_tokenize(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ loading a model */
 
-/* Opens a GGUF model: configuration (max_seq set to `max_seq` when > 0), the weights in a new
- * engine model, and the tokenizer when `tok` is not NULL. */
-static int load_model(const char *path, int max_seq, model *m, tokenizer **tok, rl_err *e) {
-    gguf_file *f;
-    int rc = gguf_open(path, &f, e);
-    if (rc) return rc;
+/* The weights of an open file in a new engine model; max_seq (> 0) replaces the file's context
+ * length, which sizes the rotary tables. */
+static int load_weights(const gguf_file *f, int max_seq, model *m, rl_err *e) {
     model_config cfg;
-    rc = gguf_model_config(f, &cfg, e);
-    if (!rc && max_seq > 0) cfg.max_seq = max_seq;
-    if (!rc) rc = model_create(m, &cfg, e);
-    if (rc) {
-        gguf_close(f);
-        return rc;
-    }
+    int rc = gguf_model_config(f, &cfg, e);
+    if (rc) return rc;
+    if (max_seq > 0) cfg.max_seq = max_seq;
+    if ((rc = model_create(m, &cfg, e))) return rc;
     rc = gguf_model_load(f, &m->cfg, m->tensors, m->n_tensors, m->params, e);
-    if (!rc && tok) {
-        rc = tokenizer_from_gguf(f, tok, e);
-        if (!rc && tokenizer_n_vocab(*tok) != m->cfg.vocab_size) {
-            rc = err_set(e, ERR_INPUT,
-                         "%s: the tokenizer has %d tokens but token_embd.weight %d "
-                         "rows",
-                         path, tokenizer_n_vocab(*tok), m->cfg.vocab_size);
-            tokenizer_free(*tok);
-        }
-    }
     if (rc) model_free(m);
-    gguf_close(f);
     return rc;
 }
 
-/* The configuration of a file alone (no weights). */
-static int peek_config(const char *path, model_config *cfg, rl_err *e) {
-    gguf_file *f;
-    int rc = gguf_open(path, &f, e);
-    if (rc) return rc;
-    rc = gguf_model_config(f, cfg, e);
-    gguf_close(f);
+/* The tokenizer of an open model file, checked against its embedding. */
+static int load_tokenizer(const gguf_file *f, tokenizer **tok, rl_err *e) {
+    model_config cfg;
+    int rc = gguf_model_config(f, &cfg, e);
+    if (!rc) rc = tokenizer_from_gguf(f, tok, e);
+    if (!rc && tokenizer_n_vocab(*tok) != cfg.vocab_size) {
+        rc = err_set(e, ERR_INPUT, "%s: the tokenizer has %d tokens but token_embd.weight %d rows",
+                     gguf_path(f), tokenizer_n_vocab(*tok), cfg.vocab_size);
+        tokenizer_free(*tok);
+    }
     return rc;
 }
 
 /* ------------------------------------------------------------------ logits */
 
 static const char *const logits_usage = "logits --model FILE.gguf --ids-file IDS --out OUT.f32";
+
+static int is_sep(char c) {
+    return c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 /* Token ids separated by commas and/or white space, each in [0, vocab). */
 static int read_ids(const char *path, int vocab, int **ids, int *n, rl_err *e) {
@@ -302,7 +292,7 @@ static int read_ids(const char *path, int vocab, int **ids, int *n, rl_err *e) {
     int cap = 256, k = 0, rc = ERR_OK;
     int *v = xmalloc(sizeof(int) * (size_t)cap);
     for (size_t i = 0; i < len && !rc;) {
-        if (strchr(", \t\r\n", text[i]) && text[i]) {
+        if (is_sep(text[i])) {
             i++;
             continue;
         }
@@ -310,7 +300,7 @@ static int read_ids(const char *path, int vocab, int **ids, int *n, rl_err *e) {
         long long x = 0;
         while (i < len && text[i] >= '0' && text[i] <= '9' && x <= INT32_MAX)
             x = x * 10 + (text[i++] - '0');
-        if (i == start || (i < len && !(strchr(", \t\r\n", text[i]) && text[i])))
+        if (i == start || (i < len && !is_sep(text[i])))
             rc = err_set(e, ERR_INPUT, "%s: byte %zu: expected a token id, found byte 0x%02x", path,
                          i, (unsigned char)text[i < len ? i : start]);
         else if (x >= vocab)
@@ -356,24 +346,29 @@ int cli_logits(int argc, char **argv) {
     if (!mpath || !ids_path || !out_path)
         return usage_error("logits", "--model, --ids-file and --out are required", logits_usage);
     rl_err e = {0};
+    gguf_file *f;
+    if (gguf_open(mpath, &f, &e)) return fail(&e);
     model_config cfg;
-    if (peek_config(mpath, &cfg, &e)) return fail(&e);
     int *ids = NULL, n = 0;
-    if (read_ids(ids_path, cfg.vocab_size, &ids, &n, &e)) return fail(&e);
+    int rc = gguf_model_config(f, &cfg, &e);
+    if (!rc) rc = read_ids(ids_path, cfg.vocab_size, &ids, &n, &e);
     model m;
-    if (load_model(mpath, n, &m, NULL, &e)) {
+    if (!rc) rc = load_weights(f, n, &m, &e);
+    gguf_close(f);
+    if (rc) {
         free(ids);
         return fail(&e);
     }
     kvcache c;
-    int rc = kvcache_create(&c, &m.cfg, 1, n, &e);
+    rc = kvcache_create(&c, &m.cfg, 1, n, &e);
+    int have_cache = !rc;
     FILE *fp = NULL;
     if (!rc && !(fp = fopen(out_path, "wb")))
         rc = err_set(&e, ERR_IO, "%s: cannot create: %s", out_path, strerror(errno));
     /* in chunks, so that the logits of a long input never sit in memory at once */
     const int chunk = 256;
     size_t V = (size_t)m.cfg.vocab_size;
-    float *logits = rc ? NULL : xmalloc(sizeof(float) * V * (size_t)(n < chunk ? n : chunk));
+    float *logits = xmalloc(sizeof(float) * V * (size_t)(n < chunk ? n : chunk));
     for (int i = 0; i < n && !rc; i += chunk) {
         int k = n - i < chunk ? n - i : chunk, slot = 0;
         model_step_out o = {.all_logits = logits};
@@ -384,7 +379,7 @@ int cli_logits(int argc, char **argv) {
     if (fp && fclose(fp) != 0 && !rc)
         rc = err_set(&e, ERR_IO, "%s: write failed: %s", out_path, strerror(errno));
     free(logits);
-    if (!rc || fp) kvcache_free(&c);
+    if (have_cache) kvcache_free(&c);
     model_free(&m);
     free(ids);
     return rc ? fail(&e) : 0;
@@ -417,9 +412,9 @@ int cli_generate(int argc, char **argv) {
             return 0;
         }
         int ok = v != NULL;
-        if (strcmp(a, "--model") == 0 && v)
+        if (strcmp(a, "--model") == 0)
             mpath = v;
-        else if (strcmp(a, "--prompt") == 0 && v)
+        else if (strcmp(a, "--prompt") == 0)
             prompt = v;
         else if (strcmp(a, "--max-tokens") == 0)
             ok = ok && parse_num(v, 1, 1 << 20, &max_tokens);
@@ -442,27 +437,33 @@ int cli_generate(int argc, char **argv) {
     if (!mpath || !prompt)
         return usage_error("generate", "--model and --prompt are required", generate_usage);
     rl_err e = {0};
+    gguf_file *f;
+    if (gguf_open(mpath, &f, &e)) return fail(&e);
+    tokenizer *tok = NULL;
+    int *ids = NULL, n = 0, max_new = (int)max_tokens;
     model_config cfg;
-    if (peek_config(mpath, &cfg, &e)) return fail(&e);
-    model m;
-    tokenizer *tok;
-    /* the prompt is tokenized before the model is sized; a first pass with the file's context */
-    if (load_model(mpath, 0, &m, &tok, &e)) return fail(&e);
-    int *ids = NULL, n = 0;
-    int rc = tokenizer_encode(tok, prompt, strlen(prompt), TOK_ADD_SPECIAL, &ids, &n, &e);
+    int rc = gguf_model_config(f, &cfg, &e);
+    if (!rc) rc = load_tokenizer(f, &tok, &e);
+    if (!rc) rc = tokenizer_encode(tok, prompt, strlen(prompt), TOK_ADD_SPECIAL, &ids, &n, &e);
     if (!rc && n == 0)
         rc = err_set(&e, ERR_INPUT, "generate: the prompt is empty and the model adds no BOS");
-    int max_new = (int)max_tokens;
-    if (!rc && n + max_new > m.cfg.max_seq)
-        rc = err_set(&e, ERR_INPUT, "generate: %d prompt tokens + %d new exceed the context of %d",
-                     n, max_new, m.cfg.max_seq);
+    if (!rc && n + max_new > cfg.max_seq)
+        rc = err_set(&e, ERR_INPUT,
+                     "generate: %d prompt tokens + %d new exceed the model's "
+                     "context of %d",
+                     n, max_new, cfg.max_seq);
+    model m;
+    if (!rc) rc = load_weights(f, n + max_new, &m, &e);
+    gguf_close(f);
+    if (rc) {
+        free(ids);
+        tokenizer_free(tok);
+        return fail(&e);
+    }
     kvcache c;
-    int have_cache = 0;
-    if (!rc) rc = kvcache_create(&c, &m.cfg, 1, n + max_new, &e);
-    have_cache = !rc;
-    int *eos = NULL, n_eos = 0;
+    rc = kvcache_create(&c, &m.cfg, 1, n + max_new, &e);
     if (!rc) {
-        eos = xmalloc(sizeof(int) * (size_t)m.cfg.vocab_size);
+        int *eos = xmalloc(sizeof(int) * (size_t)m.cfg.vocab_size), n_eos = 0;
         for (int i = 0; i < m.cfg.vocab_size; i++)
             if (tokenizer_is_eog(tok, i)) eos[n_eos++] = i;
         rng r;
@@ -475,10 +476,9 @@ int cli_generate(int argc, char **argv) {
         gen_seq sq = {.prompt = ids, .prompt_len = n, .slot = 0, .r = &r, .out = out};
         rc = sample_generate(&m, &c, &sq, 1, &g, &e);
         if (!rc) {
-            int keep = sq.n_out - (sq.hit_eos ? 1 : 0);
             char *text;
             size_t len;
-            rc = tokenizer_decode(tok, out, keep, 0, &text, &len, &e);
+            rc = tokenizer_decode(tok, out, sq.n_out - (sq.hit_eos ? 1 : 0), 0, &text, &len, &e);
             if (!rc) {
                 fwrite(text, 1, len, stdout);
                 fputc('\n', stdout);
@@ -486,13 +486,12 @@ int cli_generate(int argc, char **argv) {
             }
         }
         free(out);
+        free(eos);
+        kvcache_free(&c);
     }
-    free(eos);
-    if (have_cache) kvcache_free(&c);
     free(ids);
     tokenizer_free(tok);
     model_free(&m);
-    (void)cfg;
     return rc ? fail(&e) : 0;
 }
 
@@ -506,8 +505,8 @@ int cli_export(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: rlaif %s\n\nWrites the model of IN as a GGUF file in llama.cpp's "
-                   "layout and naming, with its tokenizer and metadata; weight matrices as f16 "
-                   "(default) or f32, norms and biases f32.\n",
+                   "layout and naming, with its tokenizer, chat template and descriptive "
+                   "metadata; weight matrices as f16 (default) or f32, norms and biases f32.\n",
                    export_usage);
             return 0;
         }
@@ -526,22 +525,27 @@ int cli_export(int argc, char **argv) {
     if (strcmp(type, "f32") != 0 && strcmp(type, "f16") != 0)
         return usage_error("export", "--type must be f32 or f16", export_usage);
     rl_err e = {0};
+    gguf_file *f;
+    if (gguf_open(in, &f, &e)) return fail(&e);
+    tokenizer *tok = NULL;
     model m;
-    tokenizer *tok;
-    if (load_model(in, 0, &m, &tok, &e)) return fail(&e);
-    gguf_file *src;
-    int rc = gguf_open(in, &src, &e);
+    int rc = load_tokenizer(f, &tok, &e);
     if (!rc) {
-        char gname[256] = "rlaif";
-        gguf_str s;
-        if (!name && gguf_find_kv(src, "general.name") &&
-            gguf_get_str(src, "general.name", &s, 1, &e) == ERR_OK)
-            snprintf(gname, sizeof gname, "%.*s", (int)(s.len > 200 ? 200 : s.len), s.ptr);
-        rc = gguf_model_export(out, name ? name : gname, &m.cfg, m.tensors, m.n_tensors, m.params,
-                               tok, src, strcmp(type, "f32") == 0 ? GGML_TYPE_F32 : GGML_TYPE_F16,
-                               &e);
-        gguf_close(src);
+        rc = load_weights(f, 0, &m, &e);
+        if (rc) tokenizer_free(tok);
     }
+    if (rc) {
+        gguf_close(f);
+        return fail(&e);
+    }
+    char gname[256] = "rlaif";
+    gguf_str s;
+    if (!name && gguf_find_kv(f, "general.name") &&
+        gguf_get_str(f, "general.name", &s, 1, &e) == ERR_OK)
+        snprintf(gname, sizeof gname, "%.*s", (int)(s.len > 200 ? 200 : s.len), s.ptr);
+    rc = gguf_model_export(out, name ? name : gname, &m.cfg, m.tensors, m.n_tensors, m.params, tok,
+                           f, strcmp(type, "f32") == 0 ? GGML_TYPE_F32 : GGML_TYPE_F16, &e);
+    gguf_close(f);
     tokenizer_free(tok);
     model_free(&m);
     return rc ? fail(&e) : 0;
