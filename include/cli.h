@@ -13,6 +13,8 @@ int cli_generate(int argc,
 int cli_export(int argc, char **argv); /* export ...                           (src/cli_model.c) */
 int cli_task(int argc, char **argv);   /* task sample|score|stats|corpus|pairs  (src/cli_task.c) */
 int cli_bench(int argc, char **argv);  /* bench sgemm|train|decode ...         (src/bench.c) */
+int cli_bench_judge(int argc,
+                    char **argv); /* bench judge ...                  (src/bench_judge.c) */
 
 /* Version and build information, one "key: value" per line (for --version and metrics.h5). */
 const char *cli_version_string(void);
