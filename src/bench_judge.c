@@ -23,7 +23,7 @@
 
 typedef struct bj_opts {
     const char *model, *preamble_file, *write_pairs, *write_model;
-    int pairs, batch, reps, threads, max_seq;
+    int pairs, batch, reps, threads, max_seq, eval;
 } bj_opts;
 
 static void bj_usage(FILE *f) {
@@ -32,6 +32,9 @@ static void bj_usage(FILE *f) {
            "                         [--preamble-file input/preamble_detailed.txt] [--threads 1]\n"
            "       rlaif bench judge --write-pairs FILE.jsonl [--pairs N]\n"
            "       rlaif bench judge --write-model FILE.gguf   (the random judge, for label runs)\n"
+           "       rlaif bench judge --model JUDGE.gguf --eval N   alignment with the gold rater\n"
+           "                 on N held-out comparisons: both orders / one order, with and without "
+           "CoT\n"
            "Pairs/s of the judge (both orders per pair) with and without prefix-cache reuse, on\n"
            "the built-in task's prompt and on a paper-like prompt with a ~300-token preamble.\n"
            "Without --model: a random judge of the default deck's dimensions (dim 192, 4 layers,\n"
@@ -92,6 +95,73 @@ static int write_pairs(const bj_opts *o) {
     }
     fclose(f);
     printf("wrote %d pairs to %s\n", o->pairs, o->write_pairs);
+    return 0;
+}
+
+/* Alignment of the judge with the gold rater on n held-out comparisons (test documents, drawn
+ * like judge_sft's): evaluation, the only gold use of the benchmark. */
+static int bench_judge_eval_alignment(const model *m, const tokenizer *tok, const judge_opts *jo,
+                                      int n, int batch, double *agree, double *agree1, double *same,
+                                      double *secs, rl_err *e) {
+    task_config tc;
+    task_config_default(&tc);
+    judge *j;
+    int rc = judge_create(&j, m, tok, jo, batch, e);
+    if (rc) return rc;
+    judge_pair *pairs = xcalloc((size_t)n, sizeof *pairs);
+    judge_label *l = xcalloc((size_t)n, sizeof *l);
+    task_pair *tp = xcalloc((size_t)n, sizeof *tp);
+    char **ctx = xcalloc((size_t)n, sizeof *ctx);
+    for (int i = 0; i < n && !rc; i++) {
+        task_doc d;
+        rc = task_lm_eval_pair(&tc, i, &d, &tp[i], e);
+        if (rc) break;
+        ctx[i] = xstrdup(task_context(&d));
+        pairs[i] = (judge_pair){1000000000LL + i, ctx[i], tp[i].a, tp[i].b};
+    }
+    double t0 = log_now();
+    if (!rc) rc = judge_label_pairs(j, pairs, n, l, e);
+    *secs = log_now() - t0;
+    double s[3] = {0, 0, 0};
+    for (int i = 0; i < n && !rc; i++) {
+        int ga = tp[i].gold == 1;
+        s[0] += l[i].p == 0.5 ? 0.5 : (l[i].p > 0.5) == ga;
+        s[1] += l[i].p_ab == 0.5 ? 0.5 : (l[i].p_ab > 0.5) == ga;
+        s[2] += isnan(l[i].p_ba) ? 0 : judge_same_position(&l[i]);
+        judge_label_free(&l[i]);
+    }
+    *agree = s[0] / n, *agree1 = s[1] / n, *same = s[2] / n;
+    for (int i = 0; i < n; i++) free(ctx[i]);
+    free(ctx), free(tp), free(l), free(pairs);
+    judge_free(j);
+    return rc;
+}
+
+static int eval_table(const bj_opts *o, const model *m, const tokenizer *tok, judge_opts *base) {
+    rl_err e = {0};
+    printf("judge alignment with the gold rater on %d held-out comparisons (test documents)\n\n",
+           o->eval);
+    printf("%-34s %10s %10s %10s %8s\n", "prompt", "debiased", "one order", "same pos", "seconds");
+    struct {
+        const char *name;
+        int cot;
+        double temp;
+        int samples;
+    } v[3] = {{"base preamble", 0, 0, 1},
+              {"base + chain of thought (greedy)", 1, 0, 1},
+              {"base + CoT, 4 sampled (T 0.7)", 1, 0.7, 4}};
+    for (int k = 0; k < 3; k++) {
+        base->cot = v[k].cot;
+        base->cot_temperature = v[k].temp;
+        base->cot_samples = v[k].samples;
+        double a, a1, sp, secs;
+        if (bench_judge_eval_alignment(m, tok, base, o->eval, o->batch, &a, &a1, &sp, &secs, &e)) {
+            fprintf(stderr, "rlaif bench judge: %s\n", e.msg);
+            return 1;
+        }
+        printf("%-34s %10.3f %10.3f %10.3f %8.1f\n", v[k].name, a, a1, sp, secs);
+        fflush(stdout);
+    }
     return 0;
 }
 
@@ -164,6 +234,8 @@ int cli_bench_judge(int argc, char **argv) {
             o.batch = iv;
         else if (!strcmp(a, "--reps") && iv >= 1)
             o.reps = iv;
+        else if (!strcmp(a, "--eval") && iv >= 1)
+            o.eval = iv;
         else if (!strcmp(a, "--threads") && iv >= 1)
             o.threads = iv;
         else {
@@ -247,6 +319,18 @@ int cli_bench_judge(int argc, char **argv) {
         judge_opts_free(&base);
         judge_opts_free(&paper);
         return rc ? 1 : 0;
+    }
+    if (o.eval) {
+        if (!o.model) {
+            fprintf(stderr, "rlaif bench judge: --eval needs --model (a trained judge)\n");
+            return 2;
+        }
+        rc = eval_table(&o, &m, tok, &base);
+        judge_opts_free(&base);
+        judge_opts_free(&paper);
+        model_free(&m);
+        tokenizer_free(tok);
+        return rc;
     }
     judge_pair *pairs = xcalloc((size_t)o.pairs, sizeof *pairs);
     char **txt = xcalloc((size_t)o.pairs * 3, sizeof *txt);
