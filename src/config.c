@@ -149,15 +149,15 @@ static const key_def schema[] = {
      "share of SFT targets inventing a fact"},
     {"task.mix.malformed", T_FLOAT, OFF(task.mix_malformed), "0.10", 0, 1, NULL, 0,
      "share of SFT targets that are malformed (no period, cut off)"},
-    {"task.judge_pairs", T_INT, OFF(task.judge_pairs), "400", 0, 1e8, NULL, 0,
+    {"task.judge_pairs", T_INT, OFF(task.judge_pairs), "600", 0, 1e8, NULL, 0,
      "gold-labelled comparisons judge_sft fine-tunes on (at most a tenth of label.pairs)"},
     {"tokenizer.vocab_size", T_INT, OFF(tokenizer.vocab_size), "1024", 260, 1 << 20, NULL, 0,
      "size of the byte-level BPE vocabulary learned from the task corpus"},
 
     /* ---- models */
-    MODEL_KEYS("policy", policy, "128", "4", "4", "4", "384", "192",
+    MODEL_KEYS("policy", policy, "96", "4", "4", "4", "256", "192",
                "the policy (also the frozen reference and, via the reward model, the value model)"),
-    MODEL_KEYS("judge.model", judge_model, "192", "4", "6", "6", "512", "320",
+    MODEL_KEYS("judge.model", judge_model, "128", "3", "4", "4", "384", "320",
                "the judge (feedback LLM)"),
 
     /* ---- the judge's prompt (keys of one section stay together: judge.model above) */
@@ -214,27 +214,27 @@ static const key_def schema[] = {
      "pairs per batch rank 0 deals to a judge rank (and per forward pass)"},
 
     /* ---- stages */
-    OPTIM_KEYS("sft", sft, "600", "32", "3e-3", "30", "supervised fine-tuning of the policy"),
+    OPTIM_KEYS("sft", sft, "1800", "32", "3e-3", "50", "supervised fine-tuning of the policy"),
     {"sft.train_ranks", T_INT, OFF(sft_opts.train_ranks), "0", 0, 1 << 20, NULL, 0,
      "worker ranks that train data-parallel: the policy ranks, then judge and reward ranks "
      "(0: the policy ranks only)"},
-    {"sft.prompt_loss", T_FLOAT, OFF(sft_opts.prompt_loss), "0.5", 0, 1, NULL, 0,
+    {"sft.prompt_loss", T_FLOAT, OFF(sft_opts.prompt_loss), "1.0", 0, 1, NULL, 0,
      "loss weight of the document tokens (language modelling on the task's text; the summary "
      "weighs 1)"},
     {"sft.max_new_tokens", T_INT, OFF(sft_opts.max_new_tokens), "48", 1, 4096, NULL, 0,
      "summary tokens at most when the policy samples"},
     {"sft.eval_docs", T_INT, OFF(sft_opts.eval_docs), "500", 0, 1e8, NULL, 0,
      "test documents the SFT policy summarises for sft_gold_score_mean"},
-    {"sft.eval_temperature", T_FLOAT, OFF(sft_opts.eval_temperature), "1.0", 0, 10, NULL, 0,
+    {"sft.eval_temperature", T_FLOAT, OFF(sft_opts.eval_temperature), "0.9", 0, 10, NULL, 0,
      "sampling temperature of that evaluation (0: greedy; otherwise sft_gold_score_greedy too)"},
-    OPTIM_KEYS("judge_sft.pretrain", judge_sft.pretrain, "600", "32", "2e-3", "30",
+    OPTIM_KEYS("judge_sft.pretrain", judge_sft.pretrain, "900", "32", "3e-3", "50",
                "judge language-model pretraining on the task corpus"),
     OPTIM_KEYS("judge_sft.finetune", judge_sft.finetune, "300", "32", "1e-3", "20",
                "judge fine-tuning on the gold-labelled comparisons"),
     {"judge_sft.train_ranks", T_INT, OFF(judge_sft.train_ranks), "0", 0, 1 << 20, NULL, 0,
      "worker ranks that train data-parallel: the judge ranks, then policy and reward ranks "
      "(0: the judge ranks only)"},
-    {"judge_sft.prompt_loss", T_FLOAT, OFF(judge_sft.prompt_loss), "0", 0, 1, NULL, 0,
+    {"judge_sft.prompt_loss", T_FLOAT, OFF(judge_sft.prompt_loss), "0.2", 0, 1, NULL, 0,
      "finetune: loss weight of the prompt's tokens (language modelling of the comparisons' texts; "
      "the label token weighs 1)"},
     {"judge_sft.eval_pairs", T_INT, OFF(judge_sft.eval_pairs), "1000", 0, 1e8, NULL, 0,
@@ -243,9 +243,9 @@ static const key_def schema[] = {
      "policy: the policy ranks sample two responses per prompt; file: label.pairs_file"},
     {"label.pairs_file", T_STRING, OFF(label.pairs_file), "", 0, 4096, NULL, 0,
      "JSONL of {\"context\", \"a\", \"b\"} rows (label.source: file)"},
-    {"label.pairs", T_INT, OFF(label.pairs), "4000", 0, 1e8, NULL, 0,
+    {"label.pairs", T_INT, OFF(label.pairs), "6000", 0, 1e8, NULL, 0,
      "pairs to label (prompt i is training document i mod task.n_train; file: 0 = every row)"},
-    {"label.temperature", T_FLOAT, OFF(label.temperature), "1.0", 0, 10, NULL, 0,
+    {"label.temperature", T_FLOAT, OFF(label.temperature), "0.9", 0, 10, NULL, 0,
      "sampling temperature of the candidate responses"},
     {"label.top_p", T_FLOAT, OFF(label.top_p), "1.0", 0, 1, NULL, 0,
      "nucleus sampling of the candidates (1: off)"},
