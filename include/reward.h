@@ -116,18 +116,20 @@ int reward_score(const model *m, reward_scorer *s, int n, const int32_t *const *
                  const int *lens, int chunk, float *scores, rl_err *e);
 void reward_scorer_free(reward_scorer *s);
 
+#define REWARD_N_REFS 2
 typedef struct reward_val_stats {
-    double n, loss;          /* validation pairs, mean loss (soft cross-entropy) */
+    double n, loss;            /* validation pairs, mean loss (soft cross-entropy on p) */
     double acc_label, n_label; /* agreement with argmax p (ties left out) and pairs counted */
-    double acc_ref, n_ref;     /* agreement with ref[] (e.g. gold), when given */
-    double mean, std;        /* of the scores of all validation responses */
+    double acc_ref[REWARD_N_REFS], n_ref[REWARD_N_REFS]; /* agreement with each ref[] */
+    double mean, std;          /* of the scores of all validation responses */
 } reward_val_stats;
 
 /* Scores every validation pair (rank r of comm takes pairs r, r+R, ...) and sums the figures
- * over comm. ref (n pairs, may be NULL): 1 when a is better, 2 when b is, 0 to leave the pair
- * out. */
-int reward_validate(const model *m, reward_scorer *s, const reward_data *d, const int8_t *ref,
-                    int chunk, MPI_Comm comm, reward_val_stats *st, rl_err *e);
+ * over comm. refs[k] (n pairs; it or refs may be NULL): 1 when a is better, 2 when b is, 0 to
+ * leave the pair out (e.g. the judge's labels, the gold rater's). */
+int reward_validate(const model *m, reward_scorer *s, const reward_data *d,
+                    const int8_t *const refs[REWARD_N_REFS], int chunk, MPI_Comm comm,
+                    reward_val_stats *st, rl_err *e);
 
 /* Mean and standard deviation of the scores of the first n_samples responses (a_0, b_0, a_1,
  * ...) over comm (collective). */
@@ -163,5 +165,39 @@ typedef struct reward_serve_stats {
 } reward_serve_stats;
 int reward_serve(const int *clients, int n_clients, reward_score_fn fn, void *user,
                  reward_serve_stats *st, rl_err *e);
+
+/* ------------------------------------------------------------------ files (src/reward_io.c) */
+
+struct tokenizer;
+
+/* The normalisation stored with a reward model: raw scores r become gain * r + bias. folded: the
+ * head already includes it (what the reward stage writes). */
+typedef struct reward_norm {
+    int folded;
+    double gain, bias, raw_mean, raw_std;
+    long samples;
+} reward_norm;
+
+/* A model with a scalar head as GGUF: llama.cpp's layout, score_head.weight (C) and
+ * score_head.bias (1), rlaif.scalar_head and the rlaif.reward.* normalisation (norm may be
+ * NULL). Written through a temporary file and renamed. */
+int reward_model_save(const char *path, const char *name, const model *m,
+                      const struct tokenizer *tok, const reward_norm *norm, rl_err *e);
+/* Reads such a file, or a plain language model (its head is then zero and *has_head 0); the
+ * model always gets a scalar head. max_seq > 0 caps the context. tok, norm, has_head may be
+ * NULL. */
+int reward_model_load(const char *path, int max_seq, model *m, struct tokenizer **tok,
+                      reward_norm *norm, int *has_head, rl_err *e);
+
+/* The labelled pairs of a labels.h5 (docs/RUNFILES.md): rows with done == 1, in row order. */
+typedef struct reward_labels {
+    long n;    /* labelled rows read */
+    long rows; /* rows in the file */
+    char **context, **a, **b;
+    double *p;
+    int64_t *prompt_id;
+} reward_labels;
+int reward_labels_read(const char *path, reward_labels *l, rl_err *e);
+void reward_labels_free(reward_labels *l);
 
 #endif

@@ -257,8 +257,9 @@ int reward_score(const model *m, reward_scorer *s, int n, const int32_t *const *
     return rc;
 }
 
-int reward_validate(const model *m, reward_scorer *s, const reward_data *d, const int8_t *ref,
-                    int chunk, MPI_Comm comm, reward_val_stats *st, rl_err *e) {
+int reward_validate(const model *m, reward_scorer *s, const reward_data *d,
+                    const int8_t *const refs[REWARD_N_REFS], int chunk, MPI_Comm comm,
+                    reward_val_stats *st, rl_err *e) {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
@@ -276,16 +277,19 @@ int reward_validate(const model *m, reward_scorer *s, const reward_data *d, cons
         seqs[2 * i + 1] = d->b[mine[i]], lens[2 * i + 1] = d->len_b[mine[i]];
     }
     int rc = reward_score(m, s, 2 * k, seqs, lens, chunk, sc, e);
-    /* sums: n, loss, acc_label, n_label, acc_ref, n_ref, sum s, sum s^2 */
-    double v[8] = {0};
+    /* sums: n, loss, acc_label, n_label, sum s, sum s^2, then (acc, n) per ref */
+    double v[6 + 2 * REWARD_N_REFS] = {0};
     if (!rc) {
         for (int i = 0; i < k; i++) {
             double p = d->p[mine[i]], dd, diff = (double)sc[2 * i] - sc[2 * i + 1];
             v[0] += 1;
             v[1] += reward_pair_loss(REWARD_SOFT_CE, diff, p, 0, &dd);
             if (p != 0.5) v[2] += (diff > 0) == (p > 0.5), v[3] += 1;
-            if (ref && ref[mine[i]]) v[4] += (diff > 0) == (ref[mine[i]] == 1), v[5] += 1;
-            for (int q = 0; q < 2; q++) v[6] += sc[2 * i + q], v[7] += (double)sc[2 * i + q] * sc[2 * i + q];
+            for (int q = 0; q < 2; q++) v[4] += sc[2 * i + q], v[5] += (double)sc[2 * i + q] * sc[2 * i + q];
+            for (int r = 0; r < REWARD_N_REFS; r++) {
+                const int8_t *ref = refs ? refs[r] : NULL;
+                if (ref && ref[mine[i]]) v[6 + 2 * r] += (diff > 0) == (ref[mine[i]] == 1), v[7 + 2 * r] += 1;
+            }
         }
     }
     free(mine), free(seqs), free(lens), free(sc);
@@ -293,17 +297,20 @@ int reward_validate(const model *m, reward_scorer *s, const reward_data *d, cons
     int bad = rc != ERR_OK;
     comm_allreduce_max_int(&bad, comm);
     if (bad) return rc ? rc : err_set(e, ERR_INTERNAL, "reward: validation failed on another rank");
-    if (comm_allreduce_sum_f64(v, 8, comm)) return err_set(e, ERR_MPI, "reward: allreduce failed");
+    if (comm_allreduce_sum_f64(v, sizeof v / sizeof v[0], comm))
+        return err_set(e, ERR_MPI, "reward: allreduce failed");
     memset(st, 0, sizeof *st);
     st->n = v[0];
     st->loss = v[0] > 0 ? v[1] / v[0] : NAN;
     st->n_label = v[3];
     st->acc_label = v[3] > 0 ? v[2] / v[3] : NAN;
-    st->n_ref = v[5];
-    st->acc_ref = v[5] > 0 ? v[4] / v[5] : NAN;
+    for (int r = 0; r < REWARD_N_REFS; r++) {
+        st->n_ref[r] = v[7 + 2 * r];
+        st->acc_ref[r] = v[7 + 2 * r] > 0 ? v[6 + 2 * r] / v[7 + 2 * r] : NAN;
+    }
     double ns = 2 * v[0];
-    st->mean = ns > 0 ? v[6] / ns : NAN;
-    st->std = ns > 1 ? sqrt(fmax(0.0, (v[7] - ns * st->mean * st->mean) / (ns - 1))) : NAN;
+    st->mean = ns > 0 ? v[4] / ns : NAN;
+    st->std = ns > 1 ? sqrt(fmax(0.0, (v[5] - ns * st->mean * st->mean) / (ns - 1))) : NAN;
     return ERR_OK;
 }
 

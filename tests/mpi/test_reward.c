@@ -154,12 +154,14 @@ static void test_data_parallel(void **state) {
     rl_err e = {0};
     int8_t *ref = calloc((size_t)d.n, 1);
     for (int i = 0; i < d.n; i++) ref[i] = (int8_t)(d.len_a[i] > d.len_b[i] ? 1 : 2);
-    if (reward_validate(&single, &sc, &d, ref, 5, MPI_COMM_SELF, &v1, &e)) fail_msg("%s", e.msg);
-    if (reward_validate(&single, &sc, &d, ref, 5, MPI_COMM_WORLD, &v2, &e)) fail_msg("%s", e.msg);
+    const int8_t *refs[REWARD_N_REFS] = {ref, NULL};
+    if (reward_validate(&single, &sc, &d, refs, 5, MPI_COMM_SELF, &v1, &e)) fail_msg("%s", e.msg);
+    if (reward_validate(&single, &sc, &d, refs, 5, MPI_COMM_WORLD, &v2, &e)) fail_msg("%s", e.msg);
     assert_int_equal((int)v1.n, nv);
     assert_int_equal((int)v2.n, nv);
     assert_close(v2.acc_label, v1.acc_label, 1e-12, 0);
-    assert_close(v2.acc_ref, v1.acc_ref, 1e-12, 0);
+    assert_close(v2.acc_ref[0], v1.acc_ref[0], 1e-12, 0);
+    assert_true(v1.n_ref[1] == 0);
     assert_close(v2.loss, v1.loss, 1e-6, 0);
     assert_close(v2.mean, v1.mean, 1e-6, 1e-9);
     assert_true(v1.acc_label >= 0 && v1.acc_label <= 1);
