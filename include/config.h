@@ -124,6 +124,7 @@ typedef struct config {
         int eval_every;     /* validation every N steps (and at the end) */
         int norm_samples;   /* SFT responses the normalisation is measured on */
         int score_batch;    /* sequences per forward of the scoring service */
+        int train_ranks;    /* 0: the reward ranks; n: the first n of reward, policy, judge */
         config_optim optim; /* keys reward.steps, reward.batch, reward.lr, ... */
     } reward;
     struct {
@@ -145,6 +146,7 @@ typedef struct config {
         double no_eos_penalty; /* subtracted from the score of a response without EOS */
         double entropy_coef;
         int sample_every;      /* samples table every N iterations (0: only at the end) */
+        int train_ranks;       /* 0: the policy ranks; n: the first n of policy, judge ranks */
         config_optim policy_opt, value_opt; /* keys rl.policy.*, rl.value.* (no steps/batch) */
     } rl;
     struct {
@@ -155,6 +157,7 @@ typedef struct config {
         int judge;         /* also judge both orders on the judge ranks */
         char *policy;      /* "" : models/policy_rl.gguf */
         char *baseline;    /* "" : models/policy_sft.gguf */
+        char *versus;      /* "" : none; else a third policy compared with the trained one */
     } eval;
 
     /* bookkeeping */

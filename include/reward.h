@@ -140,8 +140,8 @@ void reward_fold_norm(model *m, double mean, double std);
 
 /* ------------------------------------------------------------------ scoring service */
 
-/* Client: sends n sequences to server (a world rank) without waiting (the buffer is the
- * caller's until reward_client_recv). */
+/* Client: sends n sequences to server (a world rank) without waiting; plens (may be NULL) gives
+ * each one's prompt length, which a judge that scores responses needs. */
 typedef struct reward_request {
     int server;
     MPI_Request req;
@@ -149,16 +149,16 @@ typedef struct reward_request {
     int active;
 } reward_request;
 int reward_client_send(reward_request *r, int server, int n, const int32_t *const *seqs,
-                       const int *lens, rl_err *e);
+                       const int *lens, const int *plens, rl_err *e);
 /* Waits (sleeping) for the n scores of the request. */
 int reward_client_recv(reward_request *r, int n, float *scores, rl_err *e);
 /* Tells server this client is done. */
 int reward_client_done(int server, rl_err *e);
 
 /* Server: answers requests until every client listed (world ranks) sent done. fn scores a
- * batch. */
+ * batch; plens[i] is the prompt's share of sequence i (0 when the client did not say). */
 typedef int (*reward_score_fn)(void *user, int n, const int32_t *const *seqs, const int *lens,
-                               float *scores, rl_err *e);
+                               const int *plens, float *scores, rl_err *e);
 typedef struct reward_serve_stats {
     long requests, sequences, tokens;
     double busy_seconds, wall_seconds;

@@ -62,10 +62,12 @@ typedef struct rl_prompts {
     int *len;
 } rl_prompts;
 
-/* The scorer: send a batch of full sequences (prompt + response), later collect one score
- * each. send may return before the scores exist; the engine computes meanwhile. */
+/* The scorer: send a batch of full sequences (prompt + response; plens: the prompts' lengths),
+ * later collect one score each. send may return before the scores exist; the engine computes
+ * meanwhile. */
 typedef struct rl_scorer {
-    int (*send)(void *user, int n, const int32_t *const *seqs, const int *lens, rl_err *e);
+    int (*send)(void *user, int n, const int32_t *const *seqs, const int *lens, const int *plens,
+                rl_err *e);
     int (*recv)(void *user, int n, float *scores, rl_err *e);
     void *user;
 } rl_scorer;

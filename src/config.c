@@ -196,6 +196,9 @@ static const key_def schema[] = {
      "SFT responses (from the labelled pairs) the reward normalisation is measured on"},
     {"reward.score_batch", T_INT, OFF(reward.score_batch), "64", 1, 65536, NULL, 0,
      "sequences per forward pass when scoring (validation, normalisation, the RL service)"},
+    {"reward.train_ranks", T_INT, OFF(reward.train_ranks), "0", 0, 1 << 20, NULL, 0,
+     "worker ranks that train data-parallel: the reward ranks, then policy and judge ranks "
+     "(0: the reward ranks only; the others are idle in this stage)"},
     OPTIM_KEYS("reward", reward.optim, "0", "32", "5e-4", "10",
                "reward-model training (0: reward.epochs passes over the pairs)"),
 
@@ -246,6 +249,9 @@ static const key_def schema[] = {
      "entropy bonus in the policy loss"},
     {"rl.sample_every", T_INT, OFF(rl.sample_every), "25", 0, 1e9, NULL, 0,
      "a table of sample responses every N iterations (0: only at the end)"},
+    {"rl.train_ranks", T_INT, OFF(rl.train_ranks), "0", 0, 1 << 20, NULL, 0,
+     "ranks that sample and train the policy data-parallel: the policy ranks, then judge ranks "
+     "when rl.reward is model (0: the policy ranks only)"},
     ADAMW_KEYS("rl.policy", rl.policy_opt, "2e-4", "5", "the policy"),
     ADAMW_KEYS("rl.value", rl.value_opt, "5e-4", "5", "the value model"),
 
@@ -264,6 +270,9 @@ static const key_def schema[] = {
      "GGUF of the trained policy; empty: models/policy_rl.gguf of this run"},
     {"eval.baseline", T_STRING, OFF(eval.baseline), "", 0, 4096, NULL, 0,
      "GGUF of the policy it is compared with; empty: models/policy_sft.gguf of this run"},
+    {"eval.versus", T_STRING, OFF(eval.versus), "", 0, 4096, NULL, 0,
+     "GGUF of another trained policy (e.g. the RLHF arm's) to compare with head to head; empty: "
+     "none"},
 };
 #define N_KEYS ((int)(sizeof schema / sizeof schema[0]))
 
@@ -922,12 +931,21 @@ static void check_reward_rl_eval(loader *ld) {
         if (c->ranks.reward < 1) {
             p = rule_pos(ld, "ranks.reward");
             add_err(ld, p.line, p.col, "stage 'reward' needs at least one reward rank (ranks.reward)");
-        } else if (c->reward.optim.batch % c->ranks.reward) {
-            p = rule_pos(ld, "reward.batch");
-            add_err(ld, p.line, p.col,
-                    "'reward.batch' = %d must be a multiple of ranks.reward = %d (each rank "
-                    "takes the same share)",
-                    c->reward.optim.batch, c->ranks.reward);
+        } else {
+            int workers = c->ranks.judge + c->ranks.reward + c->ranks.policy;
+            int n = c->reward.train_ranks ? c->reward.train_ranks : c->ranks.reward;
+            if (c->reward.train_ranks > workers) {
+                p = rule_pos(ld, "reward.train_ranks");
+                add_err(ld, p.line, p.col,
+                        "'reward.train_ranks' = %d is more than the %d worker ranks the deck has",
+                        c->reward.train_ranks, workers);
+            } else if (c->reward.optim.batch % n) {
+                p = rule_pos(ld, "reward.batch");
+                add_err(ld, p.line, p.col,
+                        "'reward.batch' = %d must be a multiple of the %d rank%s that train it "
+                        "(each takes the same share)",
+                        c->reward.optim.batch, n, n == 1 ? "" : "s");
+            }
         }
         if (c->reward.labels == REWARD_LABELS_GOLD && c->task.name != 0) {
             p = rule_pos(ld, "reward.labels");
@@ -964,18 +982,26 @@ static void check_reward_rl_eval(loader *ld) {
             add_err(ld, p.line, p.col,
                     "'rl.reward' = judge needs at least one judge rank (ranks.judge)");
         }
-        if (c->rl.rollouts % c->ranks.policy) {
-            p = rule_pos(ld, "rl.rollouts");
+        int extra = c->rl.reward == RL_REWARD_MODEL ? c->ranks.judge : 0;
+        int n = c->rl.train_ranks ? c->rl.train_ranks : c->ranks.policy;
+        const char *nk = c->rl.train_ranks ? "rl.train_ranks" : "ranks.policy";
+        if (c->rl.train_ranks > c->ranks.policy + extra) {
+            p = rule_pos(ld, "rl.train_ranks");
             add_err(ld, p.line, p.col,
-                    "'rl.rollouts' = %d must be a multiple of ranks.policy = %d", c->rl.rollouts,
-                    c->ranks.policy);
+                    "'rl.train_ranks' = %d is more than the policy ranks (%d) plus the judge "
+                    "ranks free in this stage (%d)",
+                    c->rl.train_ranks, c->ranks.policy, extra);
+        } else if (c->rl.rollouts % n) {
+            p = rule_pos(ld, "rl.rollouts");
+            add_err(ld, p.line, p.col, "'rl.rollouts' = %d must be a multiple of %s = %d",
+                    c->rl.rollouts, nk, n);
         } else if (c->rl.minibatch > c->rl.rollouts || c->rl.rollouts % c->rl.minibatch ||
-                   c->rl.minibatch % c->ranks.policy) {
+                   c->rl.minibatch % n) {
             p = rule_pos(ld, "rl.minibatch");
             add_err(ld, p.line, p.col,
                     "'rl.minibatch' = %d must divide rl.rollouts = %d and be a multiple of "
-                    "ranks.policy = %d",
-                    c->rl.minibatch, c->rl.rollouts, c->ranks.policy);
+                    "%s = %d",
+                    c->rl.minibatch, c->rl.rollouts, nk, n);
         }
         if (c->rl.algorithm == RL_ALGO_REINFORCE && c->rl.gamma != 1.0) {
             p = rule_pos(ld, "rl.gamma");

@@ -359,12 +359,15 @@ void reward_fold_norm(model *m, double mean, double std) {
 enum { SVC_SCORE = 1, SVC_DONE = 2 };
 
 int reward_client_send(reward_request *r, int server, int n, const int32_t *const *seqs,
-                       const int *lens, rl_err *e) {
+                       const int *lens, const int *plens, rl_err *e) {
     msg_writer w;
     msg_init(&w);
     msg_put_i32(&w, SVC_SCORE);
     msg_put_i32(&w, n);
-    for (int i = 0; i < n; i++) msg_put_i32s(&w, seqs[i], (size_t)lens[i]);
+    for (int i = 0; i < n; i++) {
+        msg_put_i32(&w, plens ? plens[i] : 0);
+        msg_put_i32s(&w, seqs[i], (size_t)lens[i]);
+    }
     if (w.len > (size_t)INT32_MAX) {
         msg_free(&w);
         return err_set(e, ERR_INPUT, "score request of %d sequences is too large", n);
@@ -460,14 +463,17 @@ int reward_serve(const int *clients, int n_clients, reward_score_fn fn, void *us
         }
         if (kind != SVC_SCORE || n < 0 || n > (1 << 24)) rd.bad = 1;
         int32_t **seqs = NULL;
-        int *lens = NULL;
+        int *lens = NULL, *plens = NULL;
         if (!rd.bad) {
             seqs = xcalloc((size_t)n + 1, sizeof *seqs);
             lens = xcalloc((size_t)n + 1, sizeof *lens);
+            plens = xcalloc((size_t)n + 1, sizeof *plens);
             for (int i = 0; i < n && !rd.bad; i++) {
                 size_t l = 0;
+                plens[i] = msg_get_i32(&rd);
                 seqs[i] = msg_get_i32s(&rd, &l, 1u << 20);
                 lens[i] = (int)l;
+                if (plens[i] < 0 || plens[i] > lens[i]) rd.bad = 1;
             }
         }
         free(buf);
@@ -477,7 +483,7 @@ int reward_serve(const int *clients, int n_clients, reward_score_fn fn, void *us
         rl_err e2 = {0};
         if (rd.bad) rc = err_set(&e2, ERR_MPI, "malformed score request from rank %d", src);
         float *scores = xmalloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-        if (!rc) rc = fn(user, n, (const int32_t *const *)seqs, lens, scores, &e2);
+        if (!rc) rc = fn(user, n, (const int32_t *const *)seqs, lens, plens, scores, &e2);
         msg_put_i32(&w, rc);
         if (rc) msg_put_str(&w, e2.msg);
         else msg_put_f32s(&w, scores, (size_t)n);
@@ -488,7 +494,7 @@ int reward_serve(const int *clients, int n_clients, reward_score_fn fn, void *us
         }
         if (seqs)
             for (int i = 0; i < n; i++) free(seqs[i]);
-        free(seqs), free(lens), free(scores);
+        free(seqs), free(lens), free(plens), free(scores);
         int src_rc = comm_send(w.buf, (int)w.len, MPI_BYTE, src, TAG_SCORE, MPI_COMM_WORLD);
         msg_free(&w);
         s.busy_seconds += log_now() - tb;

@@ -243,7 +243,7 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
     /* ---- scores travel while we compute reference log-probs, old log-probs and values */
     int *lens = xmalloc(sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i++) lens[i] = r.plen[i] + r.rlen[i];
-    rc = scorer->send(scorer->user, n, (const int32_t *const *)r.seq, lens, e);
+    rc = scorer->send(scorer->user, n, (const int32_t *const *)r.seq, lens, r.plen, e);
     double t1 = log_now();
     fbatch fb = {0};
     int *all = xmalloc(sizeof(int) * (size_t)n);

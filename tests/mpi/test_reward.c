@@ -190,9 +190,10 @@ typedef struct server_ctx {
     reward_scorer sc;
 } server_ctx;
 
-static int serve_fn(void *user, int n, const int32_t *const *seqs, const int *lens, float *scores,
-                    rl_err *e) {
+static int serve_fn(void *user, int n, const int32_t *const *seqs, const int *lens,
+                    const int *plens, float *scores, rl_err *e) {
     server_ctx *s = user;
+    for (int i = 0; i < n; i++) assert_int_equal(plens[i], lens[i] / 2);
     return reward_score(s->m, &s->sc, n, seqs, lens, 64, scores, e);
 }
 
@@ -227,11 +228,13 @@ static void run_service(int n_servers) {
         int lens[64];
         for (int i = 0; i < 64; i++) seqs[i] = d.a[i], lens[i] = d.len_a[i];
         float got[64], want[64];
+        int plens[64];
+        for (int i = 0; i < 64; i++) plens[i] = lens[i] / 2;
         reward_scorer sc = {0};
         if (reward_score(&m, &sc, 64, seqs, lens, 64, want, &e)) fail_msg("%s", e.msg);
         for (int rep = 0; rep < 8; rep++) {
             reward_request rq;
-            if (reward_client_send(&rq, server, 64, seqs, lens, &e)) fail_msg("%s", e.msg);
+            if (reward_client_send(&rq, server, 64, seqs, lens, plens, &e)) fail_msg("%s", e.msg);
             if (reward_client_recv(&rq, 64, got, &e)) fail_msg("%s", e.msg);
             for (int i = 0; i < 64; i++) assert_true(got[i] == want[i]);
         }

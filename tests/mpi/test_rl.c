@@ -52,26 +52,25 @@ static void free_prompts(rl_prompts *p) {
     free(p->tok), free(p->len);
 }
 
-/* The toy scorer: it remembers the sequences (and the prompt lengths, from the prompt set) and
- * scores the share of response tokens equal to TARGET. */
+/* The toy scorer: it scores the share of response tokens equal to TARGET. */
 typedef struct toy {
     const rl_prompts *p;
     int n;
     float s[256];
 } toy;
 
-static int toy_send(void *user, int n, const int32_t *const *seqs, const int *lens, rl_err *e) {
+static int toy_send(void *user, int n, const int32_t *const *seqs, const int *lens,
+                    const int *plens, rl_err *e) {
     (void)e;
     toy *t = user;
     t->n = n;
     for (int i = 0; i < n; i++) {
-        /* find the prompt: the sequence starts with one of them */
-        int plen = -1;
-        for (int j = 0; j < t->p->n && plen < 0; j++)
-            if (t->p->len[j] < lens[i] &&
-                !memcmp(t->p->tok[j], seqs[i], sizeof(int32_t) * (size_t)t->p->len[j]))
-                plen = t->p->len[j];
-        assert_true(plen > 0);
+        /* the sequence starts with one of the prompts, of the length given */
+        int plen = plens[i], found = 0;
+        for (int j = 0; j < t->p->n && !found; j++)
+            found = t->p->len[j] == plen &&
+                    !memcmp(t->p->tok[j], seqs[i], sizeof(int32_t) * (size_t)plen);
+        assert_true(found && plen < lens[i]);
         int hits = 0, k = 0;
         for (int q = plen; q < lens[i]; q++, k++) hits += seqs[i][q] == TARGET;
         t->s[i] = (float)hits / (float)k;
