@@ -123,6 +123,13 @@ int rl_iteration(rl_engine *E, const rl_prompts *prompts, const rl_scorer *score
                  rl_stats *st, rl_err *e);
 void rl_stats_free(rl_stats *st);
 
+/* Sum of the log-probs of each response under m at temperature temp (softmax(logits / temp)):
+ * seqs[i] is prompt + response, plens[i] the prompt's length, lens[i] the whole length. acts must
+ * hold at least `batch` sequences of the longest length; batches of that many are run. */
+int rl_response_logprobs(const model *m, model_acts *acts, int n, const int32_t *const *seqs,
+                         const int *plens, const int *lens, float temp, int batch, double *out,
+                         rl_err *e);
+
 /* Checkpoint: the policy's and the value model's parameters and Adam states, the iteration and
  * the KL coefficient, under the given component files. */
 int rl_engine_save_policy(const rl_engine *E, ckpt_file *f, rl_err *e);

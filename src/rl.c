@@ -468,6 +468,44 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ log-probs of responses */
+
+int rl_response_logprobs(const model *m, model_acts *acts, int n, const int32_t *const *seqs,
+                         const int *plens, const int *lens, float temp, int batch, double *out,
+                         rl_err *e) {
+    if (batch < 1 || batch > acts->Bmax) batch = acts->Bmax;
+    int R = 1;
+    for (int i = 0; i < n; i++) {
+        if (lens[i] > acts->Tmax || plens[i] < 1 || plens[i] > lens[i])
+            return err_set(e, ERR_INPUT, "log-probs: sequence %d (%d tokens, prompt %d) does not fit %d",
+                           i, lens[i], plens[i], acts->Tmax);
+        if (lens[i] - plens[i] > R) R = lens[i] - plens[i];
+    }
+    /* a rollouts view of the batch, so fbatch_build can lay it out */
+    rollouts r = {0};
+    r.R = R;
+    fbatch fb = {0};
+    float *lp = xmalloc(sizeof(float) * (size_t)batch * acts->Tmax);
+    int *which = xmalloc(sizeof(int) * (size_t)batch);
+    for (int i0 = 0; i0 < n; i0 += batch) {
+        int k = n - i0 < batch ? n - i0 : batch;
+        r.n = k;
+        r.plen = (int *)plens + i0;
+        int *rlen = xmalloc(sizeof(int) * (size_t)k);
+        for (int j = 0; j < k; j++) rlen[j] = lens[i0 + j] - plens[i0 + j], which[j] = j;
+        r.rlen = rlen;
+        r.seq = (int32_t **)seqs + i0;
+        fbatch_build(&fb, &r, which, k);
+        policy_logprobs((model *)m, acts, &fb, temp > 0 ? temp : 1.0f, lp, NULL);
+        for (int j = 0; j < k; j++) out[i0 + j] = 0;
+        for (int q = 0; q < fb.npos; q++) out[i0 + fb.cell[q] / R] += lp[fb.pos[q]];
+        free(rlen);
+    }
+    fbatch_free(&fb);
+    free(lp), free(which);
+    return ERR_OK;
+}
+
 /* ------------------------------------------------------------------ checkpoints */
 
 static int save_model(ckpt_file *f, const char *g, const model *m, const optim *o, rl_err *e) {

@@ -225,12 +225,65 @@ static void test_resume_exact(void **state) {
     free_prompts(&p);
 }
 
+/* The training path's log-probs of sampled responses (temperature folded into the head's input)
+ * equal what the sampler computed on the KV-cache path at the same temperature. */
+static void test_response_logprobs(void **state) {
+    (void)state;
+    rl_prompts p;
+    make_prompts(&p);
+    model m;
+    make(&m, 0, 5);
+    const int n = 6, max_new = 8;
+    const float temps[2] = {1.0f, 0.7f};
+    rl_err e = {0};
+    for (int ti = 0; ti < 2; ti++) {
+        kvcache kv;
+        if (kvcache_create(&kv, &m.cfg, n, m.cfg.max_seq, &e)) fail_msg("%s", e.msg);
+        gen_seq gs[6];
+        rng rs[6];
+        int out[6 * 8];
+        float lp[6 * 8];
+        for (int i = 0; i < n; i++) {
+            rng_init(&rs[i], 9, RNG_TEST, (uint32_t)i);
+            gs[i] = (gen_seq){.prompt = p.tok[i], .prompt_len = p.len[i], .slot = i, .r = &rs[i],
+                              .out = out + i * max_new, .logprob = lp + i * max_new};
+        }
+        gen_config g = {.sp = {.temperature = temps[ti], .top_p = 1.0f}, .max_new = max_new,
+                        .eos = NULL, .n_eos = 0};
+        if (sample_generate(&m, &kv, gs, n, &g, &e)) fail_msg("%s", e.msg);
+        int32_t *seqs[6];
+        int plens[6], lens[6];
+        double want[6], got[6];
+        for (int i = 0; i < n; i++) {
+            plens[i] = p.len[i], lens[i] = p.len[i] + gs[i].n_out;
+            seqs[i] = malloc(sizeof(int32_t) * (size_t)lens[i]);
+            memcpy(seqs[i], p.tok[i], sizeof(int32_t) * (size_t)p.len[i]);
+            want[i] = 0;
+            for (int k = 0; k < gs[i].n_out; k++)
+                seqs[i][p.len[i] + k] = out[i * max_new + k], want[i] += lp[i * max_new + k];
+        }
+        model_acts a;
+        if (model_acts_create(&a, &m.cfg, 4, m.cfg.max_seq, &e)) fail_msg("%s", e.msg);
+        /* batches of 4: the second batch is ragged */
+        if (rl_response_logprobs(&m, &a, n, (const int32_t *const *)seqs, plens, lens, temps[ti],
+                                 4, got, &e))
+            fail_msg("%s", e.msg);
+        for (int i = 0; i < n; i++) assert_close(got[i], want[i], 1e-4, 1e-4);
+        for (int i = 0; i < n; i++) free(seqs[i]);
+        model_acts_free(&a);
+        kvcache_free(&kv);
+    }
+    model_free(&m);
+    free_prompts(&p);
+}
+
 int main(int argc, char **argv) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ppo_learns),
         cmocka_unit_test(test_reinforce_learns),
         cmocka_unit_test(test_resume_exact),
+        cmocka_unit_test(test_response_logprobs),
     };
     return mpi_test_main(argc, argv, tests, sizeof tests / sizeof tests[0], "rl");
 }
