@@ -4,7 +4,9 @@
 #   make VARIANT=debug   build build/debug/rlaif   (-O0 -g)
 #   make VARIANT=san     build build/san/rlaif     (AddressSanitizer + UBSan)
 #   make deps            install the Debian packages the project needs (or print the command)
-#   make run             the main job: every stage of input/quickstart.yaml
+#   make run             the main job: every stage of input/quickstart.yaml, then its report
+#   make run-rlhf        the RLHF arm (input/quickstart-rlhf.yaml) after make run, RLAIF vs RLHF
+#   make report          analysis/report.py on the last run (RUN_DIR=... for another one)
 #   make test            all tests; the last line reads "N passed, N failed"
 #   make bench           throughput figures, each next to its reference measured in the same run
 #   make format          clang-format the tree; make format-check verifies it
@@ -52,7 +54,7 @@ LIBOBJS  := $(filter-out $(OBJDIR)/obj/main.o,$(OBJS))
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c) $(wildcard tests/mpi/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/%.c=$(OBJDIR)/tests/%)
 
-.PHONY: all deps deps-test run test test-build bench report format format-check clean \
+.PHONY: all deps deps-test run run-rlhf test test-build bench report format format-check clean \
         FORCE check-decks fuzz
 all: $(BIN)
 
@@ -92,6 +94,16 @@ test-build: $(BIN) $(UNIT_BINS)
 run: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	tools/mpirun.sh -np $(NP) $(BIN) run input/quickstart.yaml $(RUN_FLAGS)
+	@$(PYTHON) analysis/report.py runs/quickstart && \
+	  echo "make run: done. Report: runs/quickstart/report/report.md (plots beside it; 'make report' rebuilds it)"
+
+# The RLHF arm: the quickstart run's SFT policy, pairs and judge, a reward model on gold labels.
+run-rlhf: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@test -e runs/quickstart/models/policy_rl.gguf || { echo "run-rlhf: run 'make run' first"; exit 2; }
+	tools/mpirun.sh -np $(NP) $(BIN) run input/quickstart-rlhf.yaml $(RUN_FLAGS)
+	@$(PYTHON) analysis/report.py runs/quickstart --compare runs/quickstart-rlhf && \
+	  echo "make run-rlhf: done. RLAIF vs RLHF: runs/quickstart/report/report.md"
 
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
@@ -102,7 +114,9 @@ bench: deps-test
 	@BIN=$(BIN) PYTHON=$(PYTHON) tools/bench.sh
 
 report:
-	$(PYTHON) analysis/report.py $${RUN_DIR:-runs/quickstart}
+	@if [ -z "$$RUN_DIR" ] && [ -e runs/quickstart-rlhf/metrics.h5 ]; then \
+	  $(PYTHON) analysis/report.py runs/quickstart --compare runs/quickstart-rlhf; \
+	else $(PYTHON) analysis/report.py $${RUN_DIR:-runs/quickstart}; fi
 
 format:
 	clang-format -i src/*.c include/*.h tests/*/*.c
