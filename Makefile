@@ -8,6 +8,8 @@
 #   make run-rlhf        the RLHF arm (input/quickstart-rlhf.yaml) after make run, RLAIF vs RLHF
 #   make report          analysis/report.py on the last run (RUN_DIR=... for another one)
 #   make test            all tests; the last line reads "N passed, N failed"
+#   make test-slurm      only the tests under a real (local, one-node) Slurm: tests/scripts/test_slurm.sh
+#   make slurm-start     start that local Slurm (tools/slurm_local.sh); make slurm-stop stops it
 #   make bench           throughput figures, each next to its reference measured in the same run
 #   make format          clang-format the tree; make format-check verifies it
 #   V=1                  show the full compiler command lines
@@ -55,7 +57,7 @@ UNIT_SRCS:= $(wildcard tests/unit/test_*.c) $(wildcard tests/mpi/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/%.c=$(OBJDIR)/tests/%)
 
 .PHONY: all deps deps-test run run-rlhf test test-build bench report format format-check clean \
-        FORCE check-decks fuzz
+        FORCE check-decks fuzz fuzz-build test-slurm slurm-start slurm-stop
 all: $(BIN)
 
 # ---------------------------------------------------------------- dependencies
@@ -90,6 +92,39 @@ $(OBJDIR)/tests/%: tests/%.c $(LIBOBJS)
 
 test-build: $(BIN) $(UNIT_BINS)
 
+# ---------------------------------------------------------------- fuzzing
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_JOBS=1]: builds every tests/fuzz/fuzz_*.c with clang and
+# libFuzzer + AddressSanitizer + UBSan, then runs each for FUZZ_SECONDS, starting from the seed
+# corpus in tests/fuzz/corpus/NAME (new inputs go to build/fuzz/corpus-NAME; crashes to
+# build/fuzz/crash-*). Only the library sources the targets need are built (no MPI).
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_CC      ?= clang
+FUZZ_DIR     := build/fuzz
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_DIR)/%)
+FUZZ_LIB     := src/err.c src/gguf.c src/gguf_model.c src/tokenizer.c src/tokenizer_pre.c \
+                src/bpe_train.c src/rng.c src/config.c src/log.c
+FUZZ_FLAGS   := -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Iinclude $(shell pkg-config --cflags libpcre2-8 ompi 2>/dev/null)
+
+$(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB) $(shell pkg-config --libs libpcre2-8 yaml-0.1 2>/dev/null) -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@for b in $(FUZZ_BINS); do \
+	  n=$${b##*/}; n=$${n#fuzz_}; mkdir -p $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n; \
+	  echo "== $$n: $(FUZZ_SECONDS) s"; \
+	  RLAIF_SHARED=$${RLAIF_SHARED-$$(cd ../shared 2>/dev/null && pwd)} \
+	  ASAN_OPTIONS=detect_leaks=1 $$b -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	    -rss_limit_mb=4096 $(if $(filter-out 1,$(FUZZ_JOBS)),-jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS)) \
+	    -artifact_prefix=$(FUZZ_DIR)/crash-$$n- -print_final_stats=1 \
+	    $(FUZZ_DIR)/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
+
 # ---------------------------------------------------------------- jobs
 run: deps
 	@$(MAKE) --no-print-directory $(BIN)
@@ -108,6 +143,17 @@ run-rlhf: deps
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
 	@BIN=$(BIN) OBJDIR=$(OBJDIR) PYTHON=$(PYTHON) VARIANT=$(VARIANT) tests/run.sh
+
+# the real-Slurm tests alone (make test runs them too); they start and stop their own cluster
+test-slurm: deps-test
+	@$(MAKE) --no-print-directory $(BIN)
+	@BIN=$(BIN) OBJDIR=$(OBJDIR) PYTHON=$(PYTHON) VARIANT=$(VARIANT) TESTS=scripts/test_slurm \
+	  tests/run.sh
+slurm-start:
+	@tools/slurm_local.sh start
+	@tools/slurm_local.sh env
+slurm-stop:
+	@tools/slurm_local.sh stop
 
 bench: deps-test
 	@$(MAKE) --no-print-directory $(BIN)

@@ -47,6 +47,16 @@ static inline float kern_dot(const float *restrict a, const float *restrict b, i
     for (int l = 0; l < KERN_LANES; l++) s += acc[l];
     return s;
 }
+static inline float kern_sum(const float *restrict a, int n) {
+    float acc[KERN_LANES] = {0};
+    int j = 0;
+    for (; j + KERN_LANES <= n; j += KERN_LANES)
+        for (int l = 0; l < KERN_LANES; l++) acc[l] += a[j + l];
+    float s = 0;
+    for (; j < n; j++) s += a[j];
+    for (int l = 0; l < KERN_LANES; l++) s += acc[l];
+    return s;
+}
 static inline float kern_max(const float *restrict a, int n) {
     float acc[KERN_LANES];
     for (int l = 0; l < KERN_LANES; l++) acc[l] = -INFINITY;
@@ -122,6 +132,15 @@ void kern_row_lse_bwd_ref(float *dz, const float *z, int V, float lse, float H, 
  * with dlp * (onehot(y) - p), the gradient of dlp * log p[y]. One exp per logit. */
 float kern_row_logp_grad(float *z, int V, int y, float dlp);
 float kern_row_logp_grad_ref(float *z, int V, int y, float dlp);
+
+/* C (M,N) = A (M,K) W (N,K)^T + beta C for few rows M (decode steps): every W row is read
+ * once, straight from the caller's matrix, with no packed copy (OpenBLAS packs all of W on
+ * every call, which at M = 32 costs as much as the arithmetic). 4x4 blocks of dot products with
+ * 16-lane accumulators, reduced by a transpose-and-add tree. */
+void kern_gemm_nt_small(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                        float beta, float *C, int ldc);
+void kern_gemm_nt_small_ref(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                            float beta, float *C, int ldc);
 
 /* Causal self-attention over full sequences of one batch (positions 0..T-1).
  * qkv (B,T,QKV) holds q (NH*HS) | k (NKV*HS) | v (NKV*HS) per row, after rotary. Query head h

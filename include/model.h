@@ -1,5 +1,27 @@
 /* model: a Llama-family transformer (Llama, Mistral, Qwen2 style) for training and inference.
  *
+ * Token embedding, RMSNorm, rotary embeddings (adjacent pairs as in llama GGUF files, or
+ * half-split "neox" as in Qwen2), grouped-query causal attention, SwiGLU feed-forward, optional
+ * q/k/v biases, LM head tied to the embedding or separate, and an optional scalar head (vector +
+ * bias on the final normed hidden state) for reward and value models.
+ *
+ * How the roles use it (shapes in the legend below):
+ *   SFT / judge fine-tuning  model_forward, model_ce(mask excludes prompt and padding, backward),
+ *                            model_backward, [model_allreduce_grads], optim_step
+ *   reward model             model_forward, model_score_forward at each sequence's last token,
+ *                            caller's pairwise loss -> model_score_backward(dscore), model_backward
+ *   PPO policy               model_forward, model_lm_forward (log-probs of the taken tokens and
+ *                            entropies at response positions), caller's PPO loss ->
+ *                            model_lm_backward(dlogprob, dentropy), model_backward
+ *   value model              as the reward model, with a score at every response position
+ *   frozen reference         model_forward + model_lm_forward only (no gradient buffer)
+ *   judge scoring            model_step on a kvcache: prefill the shared preamble once,
+ *                            kvcache_copy_prefix into other slots, prefill each rest, logits at
+ *                            the last position only; sample_generate for rationales
+ *   policy sampling          sample_generate (sample.h): batched, per-sequence rng streams
+ * Not here: file formats (gguf, ckpt), tokenisers, the losses of PPO and reward modelling,
+ * mixed precision, multi-threading beyond BLAS's threads, model parallelism.
+ *
  * Dimension legend, used in every shape comment of the engine:
  *   B batch, T time (sequence positions), C channels (dim), V vocab, L layers,
  *   NH query heads, NKV key/value heads, HS head size, FF feed-forward hidden size.
@@ -176,12 +198,14 @@ void model_acts_free(model_acts *a);
 /* Bytes model_acts_create(cfg, B, T) allocates (for memory planning and the benchmark). */
 size_t model_acts_bytes(const model_config *cfg, int B, int T);
 
-/* Forward of tokens (B, T) (B <= Bmax, T <= min(Tmax, max_seq)) through the embedding, every
- * block and the final norm into a->hfinal; clears a->dhfinal. Positions are 0..T-1. */
-void model_forward(const model *m, model_acts *a, const int *tokens, int B, int T);
+/* Forward of tokens (B, T) (B <= Bmax, T <= Tmax, ids in [0, V)) through the embedding, every
+ * block and the final norm into a->hfinal; clears a->dhfinal. Positions are 0..T-1; pad with
+ * any valid id and mask the padding out of the losses. */
+int model_forward(const model *m, model_acts *a, const int *tokens, int B, int T, rl_err *e);
 
 /* Cross-entropy of targets (B, T) weighted by mask (B, T) (0 excludes a position: prompt or
- * padding; NULL weighs all 1). Returns sum(mask * -log p(target)) / denom, with denom = sum(mask)
+ * padding; NULL weighs all 1). A target outside [0, V) (use -1) also excludes its position; in
+ * model_lm_forward too. Returns sum(mask * -log p(target)) / denom, with denom = sum(mask)
  * when denom <= 0. Data-parallel ranks holding different token counts pass
  * denom = (global sum of mask) / (number of ranks): model_allreduce_grads averages, so the
  * result is the gradient of the global mean.
@@ -201,13 +225,16 @@ void model_lm_forward(const model *m, model_acts *a, const int *targets, const f
 void model_lm_backward(model *m, model_acts *a, const int *targets, const float *dlogprob,
                        const float *dentropy);
 /* Raw logits (n, V) at positions pos[i] = b*T + t of the last forward. */
-void model_lm_logits(const model *m, const model_acts *a, const int *pos, int n, float *logits);
+int model_lm_logits(const model *m, const model_acts *a, const int *pos, int n, float *logits,
+                    rl_err *e);
 
 /* Scalar head score_head.weight . hfinal[pos[i]] + score_head.bias at n positions
  * pos[i] = b*T + t; the model must have scalar_head. */
-void model_score_forward(const model *m, const model_acts *a, const int *pos, int n, float *score);
+int model_score_forward(const model *m, const model_acts *a, const int *pos, int n, float *score,
+                        rl_err *e);
 /* Accumulates the head's gradients for dscore (n) and adds into a->dhfinal. */
-void model_score_backward(model *m, model_acts *a, const int *pos, int n, const float *dscore);
+int model_score_backward(model *m, model_acts *a, const int *pos, int n, const float *dscore,
+                         rl_err *e);
 
 /* Backward from a->dhfinal through the final norm, the blocks and the embedding; accumulates
  * into m->grads (model_alloc_grads first). tokens are the forward's (B, T) tokens. */
@@ -218,8 +245,10 @@ void model_backward(model *m, model_acts *a, const int *tokens);
 
 typedef struct kvcache {
     int n_layers, n_slots, max_seq, n_kv_heads, head_dim;
-    float *k, *v; /* (L, S, NKV, max_seq, HS) */
-    int *len;     /* (S) tokens held per slot */
+    float *k;      /* (L, S, NKV, HS, max_seq): keys transposed */
+    float *v;      /* (L, S, NKV, max_seq, HS) */
+    int *len;      /* (S) tokens held per slot */
+    int step_rows; /* rows per pass of model_step (0: 2048); longer calls are cut in pieces */
     /* scratch of model_step, grown on demand */
     float *ws;
     size_t ws_cap; /* floats */

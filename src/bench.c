@@ -102,8 +102,9 @@ static double median(double *v, int n) {
 }
 
 static void print_core(int threads) {
-    printf("blas: OpenBLAS %s\n", blas_core_name());
-    printf("blas_core_choice: %s\n", blas_core_origin());
+    printf("blas: OpenBLAS\n");
+    printf("blas_core: %s (%s; OpenBLAS detected %s)\n", blas_core_name(), blas_core_origin(),
+           blas_core_detected());
     printf("threads: %d\n", threads);
 }
 
@@ -196,18 +197,29 @@ static int bench_train(const bench_opts *o) {
     double *st = xmalloc(sizeof(double) * max_steps);
     int steps = 0;
     float loss0 = 0, loss = 0;
+    double phase[4] = {0}; /* zero grads + forward, LM head, backward, AdamW */
     double t_start = log_now();
     for (int k = -1; k < max_steps; k++) { /* k = -1: warm-up step, not timed */
         double t0 = log_now();
         model_zero_grads(&m);
-        model_forward(&m, &a, tok, B, T);
+        if (model_forward(&m, &a, tok, B, T, &e)) {
+            fprintf(stderr, "rlaif bench: %s\n", e.msg);
+            return 1;
+        }
+        double t1 = log_now();
         loss = model_ce(&m, &a, tgt, NULL, 0.0f, 1);
+        double t2 = log_now();
         model_backward(&m, &a, tok);
+        double t3 = log_now();
         if (optim_step(&opt, &m, NULL, &e)) {
             fprintf(stderr, "rlaif bench: %s\n", e.msg);
             return 1;
         }
         double dt = log_now() - t0;
+        if (k >= 0) {
+            phase[0] += t1 - t0, phase[1] += t2 - t1, phase[2] += t3 - t2;
+            phase[3] += t0 + dt - t3;
+        }
         if (k < 0) {
             loss0 = loss;
             t_start = log_now();
@@ -232,6 +244,9 @@ static int bench_train(const bench_opts *o) {
     printf("loss: %.4f -> %.4f\n", loss0, loss);
     printf("step_seconds_median: %.4f\n", med);
     printf("step_seconds_best: %.4f\n", best);
+    printf("step_split: forward %.0f%%, LM head fwd+bwd %.0f%%, backward %.0f%%, AdamW %.0f%%\n",
+           100 * phase[0] / total, 100 * phase[1] / total, 100 * phase[2] / total,
+           100 * phase[3] / total);
     printf("GFLOP_per_step: %.2f (matmul %.2f, attention %.2f)\n", flops / 1e9, 6.0 * mm * N / 1e9,
            attn / 1e9);
     printf("GFLOPS_median: %.1f\n", flops / med / 1e9);

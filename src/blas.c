@@ -39,21 +39,13 @@ const char *blas_core_wanted(const char *detected) {
     return want;
 }
 
-static char origin[96] = "detected";
-
-void blas_fix_core(int argc, char **argv) {
-    (void)argc;
+/* The decision lives in the environment (no mutable globals): REEXEC_MARK holds the core
+ * OpenBLAS had detected when we re-executed; it stays set so that blas_core_origin can report
+ * it and child rlaif processes, which inherit OPENBLAS_CORETYPE too, do not re-exec again. */
+static void fix_core(char **argv) {
+    if (getenv(REEXEC_MARK)) return;
     const char *user = getenv("OPENBLAS_CORETYPE");
-    const char *mark = getenv(REEXEC_MARK);
-    if (mark) {
-        snprintf(origin, sizeof origin, "rlaif: %s misdetected", mark);
-        unsetenv(REEXEC_MARK); /* children (mpirun of tests, python) see a clean environment */
-        return;
-    }
-    if (user && *user) {
-        snprintf(origin, sizeof origin, "user OPENBLAS_CORETYPE");
-        return;
-    }
+    if (user && *user) return;
     const char *nofix = getenv("RLAIF_BLAS_NO_FIX");
     if (nofix && *nofix && strcmp(nofix, "0") != 0) return;
     const char *detected = openblas_get_corename();
@@ -67,14 +59,28 @@ void blas_fix_core(int argc, char **argv) {
     /* exec failed (no /proc?): carry on with the slow kernels rather than fail the run */
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv(REEXEC_MARK);
-    snprintf(origin, sizeof origin, "detected (re-exec to %s failed)", want);
+}
+
+void blas_init(int argc, char **argv) {
+    (void)argc;
+    fix_core(argv);
+    const char *o = getenv("OPENBLAS_NUM_THREADS"), *p = getenv("OMP_NUM_THREADS");
+    if (!(o && *o) && !(p && *p)) openblas_set_num_threads(1);
 }
 
 const char *blas_core_name(void) {
     return openblas_get_corename();
 }
 const char *blas_core_origin(void) {
-    return origin;
+    const char *mark = getenv(REEXEC_MARK), *user = getenv("OPENBLAS_CORETYPE");
+    if (mark && *mark) return "set by rlaif";
+    if (user && *user) return "OPENBLAS_CORETYPE from the environment";
+    return "detected by OpenBLAS";
+}
+
+const char *blas_core_detected(void) {
+    const char *mark = getenv(REEXEC_MARK);
+    return mark && *mark ? mark : openblas_get_corename();
 }
 
 void blas_set_threads(int n) {

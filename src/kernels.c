@@ -245,6 +245,112 @@ float kern_row_logp_grad(float *z, int V, int y, float dlp) {
     return zy - m - logf(s);
 }
 
+/* ------------------------------------------------------------------------ small-M GEMM */
+
+void kern_gemm_nt_small_ref(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                            float beta, float *C, int ldc) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += (double)A[(size_t)m * lda + k] * W[(size_t)n * ldw + k];
+            float *c = C + (size_t)m * ldc + n;
+            *c = (float)(s + (beta != 0.0f ? (double)beta * *c : 0.0));
+        }
+}
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef int v16i __attribute__((vector_size(64)));
+
+static inline v16f load16(const float *p) {
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Given x, y (16 lanes each, partial sums of two values), returns 16 lanes holding 8 partials
+ * of x then 8 of y: x.lo + x.hi | y.lo + y.hi. The next levels repeat this at 4, 2, 1 lanes. */
+static inline v16f fold8(v16f x, v16f y) {
+    const v16i lo = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+    const v16i hi = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+    return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
+}
+static inline v16f fold4(v16f x, v16f y) {
+    const v16i lo = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+    const v16i hi = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+    return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
+}
+static inline v16f fold2(v16f x, v16f y) {
+    const v16i lo = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+    const v16i hi = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+    return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
+}
+static inline v16f fold1(v16f x, v16f y) {
+    const v16i lo = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+    const v16i hi = {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31};
+    return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
+}
+
+void kern_gemm_nt_small(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                        float beta, float *C, int ldc) {
+    int K16 = K & ~15, M4 = M & ~3, N4 = N & ~3;
+    /* a strip of 16 rows of W stays in L1 while every 4-row block of A passes over it, and
+     * each A block stays in L1 over the strip's four 4-row blocks of W */
+    for (int ns = 0; ns < N4; ns += 16)
+        for (int m = 0; m < M4; m += 4)
+            for (int n = ns; n < N4 && n < ns + 16; n += 4) {
+                const float *w0 = W + (size_t)n * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw,
+                            *w3 = w2 + ldw;
+                const float *a0 = A + (size_t)m * lda, *a1 = a0 + lda, *a2 = a1 + lda,
+                            *a3 = a2 + lda;
+                v16f acc[16] = {0};
+                for (int k = 0; k < K16; k += 16) {
+                    v16f x0 = load16(a0 + k), x1 = load16(a1 + k), x2 = load16(a2 + k),
+                         x3 = load16(a3 + k);
+                    v16f y0 = load16(w0 + k), y1 = load16(w1 + k), y2 = load16(w2 + k),
+                         y3 = load16(w3 + k);
+                    acc[0] += x0 * y0, acc[1] += x0 * y1, acc[2] += x0 * y2, acc[3] += x0 * y3;
+                    acc[4] += x1 * y0, acc[5] += x1 * y1, acc[6] += x1 * y2, acc[7] += x1 * y3;
+                    acc[8] += x2 * y0, acc[9] += x2 * y1, acc[10] += x2 * y2, acc[11] += x2 * y3;
+                    acc[12] += x3 * y0, acc[13] += x3 * y1, acc[14] += x3 * y2, acc[15] += x3 * y3;
+                }
+                /* 16 accumulators -> lane i holds the full sum of acc[perm(i)] */
+                v16f f8[8], f4[4], f2[2];
+                for (int i = 0; i < 8; i++) f8[i] = fold8(acc[2 * i], acc[2 * i + 1]);
+                for (int i = 0; i < 4; i++) f4[i] = fold4(f8[2 * i], f8[2 * i + 1]);
+                for (int i = 0; i < 2; i++) f2[i] = fold2(f4[2 * i], f4[2 * i + 1]);
+                v16f sum = fold1(f2[0], f2[1]);
+                /* after the folds, accumulator j's total sits in lane bitrev4(j): put it back */
+                const v16i order = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+                v16f tot = __builtin_shuffle(sum, order); /* lane 4i + j: C[m + i][n + j] */
+                if (K16 < K) {
+                    float t[16];
+                    memcpy(t, &tot, sizeof t);
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++)
+                            for (int k = K16; k < K; k++)
+                                t[4 * i + j] +=
+                                    A[(size_t)(m + i) * lda + k] * W[(size_t)(n + j) * ldw + k];
+                    memcpy(&tot, t, sizeof t);
+                }
+                float *c0 = C + (size_t)m * ldc + n;
+                if (beta != 0.0f) {
+                    v16f old;
+                    for (int i = 0; i < 4; i++)
+                        memcpy((float *)&old + 4 * i, c0 + (size_t)i * ldc, 16);
+                    tot += beta * old;
+                }
+                for (int i = 0; i < 4; i++) memcpy(c0 + (size_t)i * ldc, (float *)&tot + 4 * i, 16);
+            }
+    /* ragged edges: rows past M4 (all columns) and columns past N4 */
+    for (int m = 0; m < M; m++)
+        for (int n = (m < M4 ? N4 : 0); n < N; n++) {
+            float s = kern_dot(A + (size_t)m * lda, W + (size_t)n * ldw, K);
+            float *c = C + (size_t)m * ldc + n;
+            *c = beta != 0.0f ? s + beta * *c : s;
+        }
+}
+
 /* ------------------------------------------------------------------------ attention */
 
 void kern_attn_fwd_ref(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV,

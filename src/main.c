@@ -34,7 +34,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    blas_fix_core(argc, argv); /* may re-exec with OPENBLAS_CORETYPE set: before anything else */
+    blas_init(argc, argv); /* may re-exec with OPENBLAS_CORETYPE set: before anything else */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -128,23 +128,45 @@ void model_lm_backward(model *m, model_acts *a, const int *targets, const float 
     a->kept = 0;
 }
 
-void model_lm_logits(const model *m, const model_acts *a, const int *pos, int n, float *logits) {
+/* Positions must index rows of the last forward; a bad one is a caller bug, refused. */
+static int check_pos(const model_acts *a, const int *pos, int n, const char *what, rl_err *e) {
+    int N = a->B * a->T;
+    for (int i = 0; i < n; i++)
+        if (pos[i] < 0 || pos[i] >= N)
+            return err_set(e, ERR_INPUT, "%s: position %d (entry %d) outside the batch's %d x %d",
+                           what, pos[i], i, a->B, a->T);
+    return ERR_OK;
+}
+
+int model_lm_logits(const model *m, const model_acts *a, const int *pos, int n, float *logits,
+                    rl_err *e) {
     int C = m->cfg.dim, V = m->cfg.vocab_size;
+    if (check_pos(a, pos, n, "model_lm_logits", e)) return e ? e->code : ERR_INPUT;
     for (int r0 = 0; r0 < n; r0 += a->head_rows) {
         int k = n - r0 < a->head_rows ? n - r0 : a->head_rows;
         gather(a->hsel, a->hfinal, pos + r0, k, C);
         blas_gemm_nt(k, V, C, 1.0f, a->hsel, C, m->p.out, C, 0.0f, logits + (size_t)r0 * V, V);
     }
+    return ERR_OK;
 }
 
-void model_score_forward(const model *m, const model_acts *a, const int *pos, int n, float *score) {
+int model_score_forward(const model *m, const model_acts *a, const int *pos, int n, float *score,
+                        rl_err *e) {
     int C = m->cfg.dim;
+    if (!m->p.score_w)
+        return err_set(e, ERR_INPUT, "model_score_forward: model has no scalar head");
+    if (check_pos(a, pos, n, "model_score_forward", e)) return e ? e->code : ERR_INPUT;
     for (int i = 0; i < n; i++)
         score[i] = kern_dot(m->p.score_w, a->hfinal + (size_t)pos[i] * C, C) + m->p.score_b[0];
+    return ERR_OK;
 }
 
-void model_score_backward(model *m, model_acts *a, const int *pos, int n, const float *dscore) {
+int model_score_backward(model *m, model_acts *a, const int *pos, int n, const float *dscore,
+                         rl_err *e) {
     int C = m->cfg.dim;
+    if (!m->p.score_w || !m->g.score_w)
+        return err_set(e, ERR_INPUT, "model_score_backward: no scalar head or no gradient buffer");
+    if (check_pos(a, pos, n, "model_score_backward", e)) return e ? e->code : ERR_INPUT;
     for (int i = 0; i < n; i++) {
         float d = dscore[i];
         const float *restrict h = a->hfinal + (size_t)pos[i] * C;
@@ -155,4 +177,5 @@ void model_score_backward(model *m, model_acts *a, const int *pos, int n, const 
         }
         m->g.score_b[0] += d;
     }
+    return ERR_OK;
 }

@@ -52,7 +52,8 @@ void kvcache_reset(kvcache *c, int slot) {
     if (slot >= 0 && slot < c->n_slots) c->len[slot] = 0;
 }
 
-/* (max_seq, HS) block of one layer, slot and kv head */
+/* Block of one layer, slot and kv head: keys (HS, max_seq) transposed, so that a decode step's
+ * scores are HS axpys over the positions; values (max_seq, HS). */
 static inline size_t kv_off(const kvcache *c, int l, int slot, int g) {
     return ((((size_t)l * c->n_slots + slot) * c->n_kv_heads + g) * c->max_seq) * c->head_dim;
 }
@@ -67,19 +68,29 @@ int kvcache_copy_prefix(kvcache *c, int src, int dst, int n_tokens, rl_err *e) {
     if (src != dst)
         for (int l = 0; l < c->n_layers; l++)
             for (int g = 0; g < c->n_kv_heads; g++) {
-                size_t n = sizeof(float) * (size_t)n_tokens * c->head_dim;
-                memcpy(c->k + kv_off(c, l, dst, g), c->k + kv_off(c, l, src, g), n);
-                memcpy(c->v + kv_off(c, l, dst, g), c->v + kv_off(c, l, src, g), n);
+                size_t so = kv_off(c, l, src, g), dof = kv_off(c, l, dst, g);
+                for (int d = 0; d < c->head_dim; d++) /* keys are stored transposed */
+                    memcpy(c->k + dof + (size_t)d * c->max_seq, c->k + so + (size_t)d * c->max_seq,
+                           sizeof(float) * (size_t)n_tokens);
+                memcpy(c->v + dof, c->v + so, sizeof(float) * (size_t)n_tokens * c->head_dim);
             }
     c->len[dst] = n_tokens;
     return ERR_OK;
 }
 
-/* y (M,N) = x (M,K) W^T (N,K); a matrix-vector product for one row, which OpenBLAS does much
- * faster through gemv than through its gemm with M = 1. */
+/* Rows up to which model_step uses kern_gemm_nt_small rather than OpenBLAS's gemm. */
+#define SMALL_M 40
+/* Rows one pass of model_step handles; longer calls are cut into pieces. */
+#define STEP_ROWS 2048
+
+/* y (M,N) = x (M,K) W^T (N,K) + beta y. One row goes through gemv, few rows through our
+ * small-M kernel: OpenBLAS's gemm packs all of W on every call, which for decode steps costs as
+ * much as the arithmetic. */
 static void linear(int M, int N, int K, const float *x, const float *W, float beta, float *y) {
     if (M == 1)
         blas_gemv(N, K, W, x, beta, y);
+    else if (M <= SMALL_M)
+        kern_gemm_nt_small(M, N, K, x, K, W, K, beta, y, N);
     else
         blas_gemm_nt(M, N, K, 1.0f, x, K, W, K, beta, y, N);
 }
@@ -136,30 +147,34 @@ static void step_ws_get(kvcache *c, const model_config *cfg, int R, int n_seq, s
 static void step_attention(const model_config *cfg, const kvcache *c, int l, int slot, int p0,
                            int n, const float *qkv, float *atto, float *S) {
     int NH = cfg->n_heads, NKV = cfg->n_kv_heads, HS = cfg->head_dim, grp = NH / NKV;
-    int QKV = model_qkv_dim(cfg), OD = NH * HS, len = p0 + n;
+    int QKV = model_qkv_dim(cfg), OD = NH * HS, len = p0 + n, ms = c->max_seq;
     float scale = 1.0f / sqrtf((float)HS);
     for (int h = 0; h < NH; h++) {
         int g = h / grp;
-        const float *K = c->k + kv_off(c, l, slot, g), *Vc = c->v + kv_off(c, l, slot, g);
+        const float *Kt = c->k + kv_off(c, l, slot, g), *Vc = c->v + kv_off(c, l, slot, g);
         const float *Q = qkv + (size_t)h * HS;
         float *O = atto + (size_t)h * HS;
         if (n == 1) {
-            /* decode: one query row against len keys */
-            for (int j = 0; j < len; j++) S[j] = scale * kern_dot(Q, K + (size_t)j * HS, HS);
+            /* decode: S = scale q K^T as HS axpys over the positions; O = softmax(S) V */
+            for (int j = 0; j < len; j++) S[j] = 0;
+            for (int d = 0; d < HS; d++) {
+                const float *restrict kd = Kt + (size_t)d * ms;
+                float *restrict sj = S;
+                float qd = scale * Q[d];
+                for (int j = 0; j < len; j++) sj[j] += qd * kd[j];
+            }
             float m = kern_max(S, len);
             float inv = 1.0f / kern_exp_shift_sum(S, len, m);
-            float acc[256];
-            float *o = HS <= 256 ? acc : O;
-            for (int d = 0; d < HS; d++) o[d] = 0;
+            for (int d = 0; d < HS; d++) O[d] = 0;
             for (int j = 0; j < len; j++) {
                 const float *restrict v = Vc + (size_t)j * HS;
-                float s = S[j] * inv;
-                for (int d = 0; d < HS; d++) o[d] += s * v[d];
+                float *restrict o = O;
+                float p = S[j] * inv;
+                for (int d = 0; d < HS; d++) o[d] += p * v[d];
             }
-            if (o != O) memcpy(O, o, sizeof(float) * HS);
             continue;
         }
-        blas_gemm_nt(n, len, HS, scale, Q, QKV, K, HS, 0.0f, S, len);
+        blas_gemm_nn(n, len, HS, scale, Q, QKV, Kt, ms, 0.0f, S, len);
         for (int i = 0; i < n; i++) {
             float *row = S + (size_t)i * len;
             int valid = p0 + i + 1;
@@ -172,15 +187,16 @@ static void step_attention(const model_config *cfg, const kvcache *c, int l, int
     }
 }
 
+static void step_core(const model *m, kvcache *c, int n_seq, const int *slots, const int *n_new,
+                      const int *tokens, const model_step_out *out);
+
 int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const int *n_new,
                const int *tokens, const model_step_out *out, rl_err *e) {
     const model_config *cfg = &m->cfg;
-    int C = cfg->dim, QKV = model_qkv_dim(cfg), FF = cfg->ffn_dim, V = cfg->vocab_size;
-    int NH = cfg->n_heads, NKV = cfg->n_kv_heads, HS = cfg->head_dim, OD = NH * HS;
+    int V = cfg->vocab_size, NKV = cfg->n_kv_heads, HS = cfg->head_dim;
     if (c->n_layers != cfg->n_layers || c->n_kv_heads != NKV || c->head_dim != HS)
         return err_set(e, ERR_INTERNAL, "model_step: the KV cache was made for another model");
     int R = 0;
-    size_t s_floats = 0;
     for (int i = 0; i < n_seq; i++) {
         int s = slots[i];
         if (s < 0 || s >= c->n_slots)
@@ -192,8 +208,6 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
             return err_set(e, ERR_INPUT,
                            "model_step: slot %d holds %d tokens, %d more exceed the cache's %d", s,
                            c->len[s], n_new[i], c->max_seq);
-        size_t sf = (size_t)n_new[i] * (size_t)(c->len[s] + n_new[i]);
-        if (sf > s_floats) s_floats = sf;
         R += n_new[i];
     }
     for (int r = 0; r < R; r++)
@@ -202,6 +216,72 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
                            "model_step: token %d at row %d outside the vocabulary "
                            "(%d)",
                            tokens[r], r, V);
+    if (out && out->score && !m->p.score_w)
+        return err_set(e, ERR_INPUT,
+                       "model_step: a score was asked of a model without a scalar "
+                       "head");
+    int max_rows = c->step_rows > 0 ? c->step_rows : STEP_ROWS;
+    if (R <= max_rows) {
+        step_core(m, c, n_seq, slots, n_new, tokens, out);
+        return ERR_OK;
+    }
+    /* Too many rows for one pass (scratch grows with rows x context): cut the sequences into
+     * pieces of at most STEP_ROWS rows, in order, and run groups of pieces with distinct slots.
+     * Rows stay in order, so all_logits / hidden of a group are a contiguous range; per-sequence
+     * outputs come from the piece that holds the sequence's last token. */
+    int *gs = xmalloc(sizeof(int) * n_seq), *gn = xmalloc(sizeof(int) * n_seq);
+    int *gi = xmalloc(sizeof(int) * n_seq);
+    float *glog = out && out->logits ? xmalloc(sizeof(float) * (size_t)n_seq * V) : NULL;
+    float *gsc = out && out->score ? xmalloc(sizeof(float) * n_seq) : NULL;
+    int ng = 0, grows = 0, grow0 = 0;
+    for (int i = 0; i <= n_seq; i++) {
+        int left = i < n_seq ? n_new[i] : 0, done = 0;
+        do {
+            int piece = left - done < max_rows ? left - done : max_rows;
+            int clash = 0;
+            for (int k = 0; k < ng && i < n_seq; k++) clash |= gs[k] == slots[i];
+            if (ng > 0 && (i == n_seq || grows + piece > max_rows || clash)) {
+                model_step_out o = {0};
+                if (out) {
+                    o.logits = glog, o.score = gsc;
+                    o.all_logits = out->all_logits ? out->all_logits + (size_t)grow0 * V : NULL;
+                    o.hidden = out->hidden ? out->hidden + (size_t)grow0 * cfg->dim : NULL;
+                }
+                step_core(m, c, ng, gs, gn, tokens + grow0, out ? &o : NULL);
+                for (int k = 0; k < ng; k++) {
+                    int q = gi[k];
+                    if (q < 0) continue; /* not the sequence's last piece */
+                    if (glog)
+                        memcpy(out->logits + (size_t)q * V, glog + (size_t)k * V,
+                               sizeof(float) * V);
+                    if (gsc) out->score[q] = gsc[k];
+                }
+                grow0 += grows;
+                ng = 0, grows = 0;
+            }
+            if (i == n_seq) break;
+            gs[ng] = slots[i], gn[ng] = piece;
+            gi[ng] = done + piece == left ? i : -1;
+            ng++, grows += piece, done += piece;
+        } while (done < left);
+    }
+    free(gs), free(gn), free(gi), free(glog), free(gsc);
+    return ERR_OK;
+}
+
+/* The step itself, on validated arguments and few enough rows. */
+static void step_core(const model *m, kvcache *c, int n_seq, const int *slots, const int *n_new,
+                      const int *tokens, const model_step_out *out) {
+    const model_config *cfg = &m->cfg;
+    int C = cfg->dim, QKV = model_qkv_dim(cfg), FF = cfg->ffn_dim, V = cfg->vocab_size;
+    int NH = cfg->n_heads, NKV = cfg->n_kv_heads, HS = cfg->head_dim, OD = NH * HS;
+    int R = 0;
+    size_t s_floats = 0;
+    for (int i = 0; i < n_seq; i++) {
+        size_t sf = (size_t)n_new[i] * (size_t)(c->len[slots[i]] + n_new[i]);
+        if (sf > s_floats) s_floats = sf;
+        R += n_new[i];
+    }
     int want_all = out && (out->all_logits || out->hidden);
     int want_last = out && (out->logits || out->score);
     int n_out = want_all ? R : want_last ? n_seq : 0;
@@ -233,10 +313,12 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
             for (int k = 0; k < n_new[i]; k++) {
                 int r = w.row0[i] + k;
                 for (int g = 0; g < NKV; g++) {
-                    size_t at = kv_off(c, l, slots[i], g) + (size_t)w.pos[r] * HS;
+                    size_t off = kv_off(c, l, slots[i], g);
                     const float *src = w.qkv + (size_t)r * QKV + OD + (size_t)g * HS;
-                    memcpy(c->k + at, src, sizeof(float) * HS);
-                    memcpy(c->v + at, src + (size_t)NKV * HS, sizeof(float) * HS);
+                    for (int d = 0; d < HS; d++)
+                        c->k[off + (size_t)d * c->max_seq + w.pos[r]] = src[d];
+                    memcpy(c->v + off + (size_t)w.pos[r] * HS, src + (size_t)NKV * HS,
+                           sizeof(float) * HS);
                 }
             }
         for (int i = 0; i < n_seq; i++) {
@@ -253,7 +335,7 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
         linear(R, C, FF, w.hff, W->wdown, 1.0f, w.x);
     }
     for (int i = 0; i < n_seq; i++) c->len[slots[i]] += n_new[i];
-    if (n_out == 0) return ERR_OK;
+    if (n_out == 0) return;
 
     /* the heads: final norm of the wanted rows only */
     for (int k = 0; k < n_out; k++) w.out_rows[k] = want_all ? k : w.row0[k] + n_new[k] - 1;
@@ -280,14 +362,9 @@ int model_step(const model *m, kvcache *c, int n_seq, const int *slots, const in
         }
     }
     if (out->score) {
-        if (!m->p.score_w)
-            return err_set(e, ERR_INPUT,
-                           "model_step: a score was asked of a model without a "
-                           "scalar head");
         for (int i = 0; i < n_seq; i++) {
             int k = want_all ? w.row0[i] + n_new[i] - 1 : i;
             out->score[i] = kern_dot(m->p.score_w, w.hsel + (size_t)k * C, C) + m->p.score_b[0];
         }
     }
-    return ERR_OK;
 }

@@ -18,8 +18,9 @@ typedef struct acts_plan {
 } acts_plan;
 
 static int head_rows_for(const model_config *c, int N) {
-    /* 64 MiB of logits per chunk: big enough for efficient GEMMs, small enough for cache */
-    size_t rows = ((size_t)64 << 20) / (sizeof(float) * (size_t)c->vocab_size);
+    /* 128 MiB of logits per chunk: the head's three GEMMs (over V) run ~8% slower with 512-row
+     * chunks than with 1024, and memory grows only with this constant, not with B*T */
+    size_t rows = ((size_t)128 << 20) / (sizeof(float) * (size_t)c->vocab_size);
     if (rows < 16) rows = 16;
     if (rows > (size_t)N) rows = (size_t)N;
     return (int)rows;
@@ -108,17 +109,29 @@ void model_acts_free(model_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
-void model_forward(const model *m, model_acts *a, const int *tokens, int B, int T) {
+int model_forward(const model *m, model_acts *a, const int *tokens, int B, int T, rl_err *e) {
     const model_config *c = &m->cfg;
+    if (B < 1 || T < 1 || B > a->Bmax || T > a->Tmax)
+        return err_set(e, ERR_INPUT,
+                       "model_forward: batch %d x %d outside the activations' %d x %d", B, T,
+                       a->Bmax, a->Tmax);
+    if (a->cfg.dim != c->dim || a->cfg.n_layers != c->n_layers ||
+        a->cfg.vocab_size != c->vocab_size || a->cfg.ffn_dim != c->ffn_dim ||
+        a->cfg.n_heads != c->n_heads || a->cfg.n_kv_heads != c->n_kv_heads ||
+        a->cfg.head_dim != c->head_dim)
+        return err_set(e, ERR_INTERNAL, "model_forward: activations made for another model");
     int N = B * T, C = c->dim, QKV = model_qkv_dim(c), FF = c->ffn_dim;
     int NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim, OD = NH * HS;
+    for (int i = 0; i < N; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return err_set(e, ERR_INPUT,
+                           "model_forward: token %d at (%d, %d) outside the vocabulary (%d)",
+                           tokens[i], i / T, i % T, c->vocab_size);
     a->B = B;
     a->T = T;
     a->n_sel = 0;
     for (int i = 0; i < N; i++) {
-        int tok = tokens[i];
-        if (tok < 0 || tok >= c->vocab_size) tok = 0; /* callers validate; never read outside */
-        memcpy(a->x + (size_t)i * C, m->p.tok_embd + (size_t)tok * C, sizeof(float) * C);
+        memcpy(a->x + (size_t)i * C, m->p.tok_embd + (size_t)tokens[i] * C, sizeof(float) * C);
         a->pos[i] = i % T;
     }
     for (int l = 0; l < c->n_layers; l++) {
@@ -152,6 +165,7 @@ void model_forward(const model *m, model_acts *a, const int *tokens, int B, int 
     kern_rmsnorm_fwd(a->hfinal, a->rinvf, a->x + (size_t)c->n_layers * N * C, m->p.out_norm, N, C,
                      c->norm_eps);
     memset(a->dhfinal, 0, sizeof(float) * (size_t)N * C);
+    return ERR_OK;
 }
 
 void model_backward(model *m, model_acts *a, const int *tokens) {
@@ -202,9 +216,7 @@ void model_backward(model *m, model_acts *a, const int *tokens) {
         kern_rmsnorm_bwd(dx, G->attn_norm, dxn, x, W->attn_norm, a->rinv1 + (size_t)l * N, N, C);
     }
     for (int i = 0; i < N; i++) {
-        int tok = tokens[i];
-        if (tok < 0 || tok >= c->vocab_size) continue;
-        float *restrict g = m->g.tok_embd + (size_t)tok * C;
+        float *restrict g = m->g.tok_embd + (size_t)tokens[i] * C;
         const float *restrict d = dx + (size_t)i * C;
         for (int j = 0; j < C; j++) g[j] += d[j];
     }

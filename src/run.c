@@ -13,7 +13,7 @@
 #define _GNU_SOURCE /* nftw */
 #include "run.h"
 
-#include <cblas.h>
+#include "blas.h"
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
@@ -759,6 +759,14 @@ int cli_run(int argc, char **argv) {
         return 2;
     }
 
+    /* before MPI_Init: a stop request that comes during start-up (Slurm's signal, forwarded by
+     * the job script) must not kill the rank, whose default action for both signals that is */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
     MPI_Init(&argc, &argv);
     run_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -821,13 +829,7 @@ int cli_run(int argc, char **argv) {
     int threads = ctx.cfg.threads_per_rank;
     const char *tenv = getenv("RLAIF_THREADS_PER_RANK");
     if (tenv && atoi(tenv) > 0) threads = atoi(tenv);
-    openblas_set_num_threads(threads);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    blas_set_threads(threads);
 
     if (rank == 0) {
         log_info("rlaif run %s: %d ranks (1 coordinator, %d judge, %d reward, %d policy), %d "

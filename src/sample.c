@@ -128,9 +128,16 @@ int sample_token(const float *logits, int V, const sample_params *sp, rng *r, fl
     int t;
     int truncate = (sp->top_k > 0 && sp->top_k < V) || (sp->top_p > 0 && sp->top_p < 1);
     if (!truncate) {
+        /* inverse CDF in token order: skip whole blocks by their (vectorised) sums first */
         double u = rng_uniform_double(r), acc = 0;
+        int j0 = 0;
+        for (; j0 + 256 <= V; j0 += 256) {
+            double bs = kern_sum(p + j0, 256);
+            if (u < acc + bs) break;
+            acc += bs;
+        }
         t = V - 1;
-        for (int j = 0; j < V; j++) {
+        for (int j = j0; j < V; j++) {
             acc += p[j];
             if (u < acc) {
                 t = j;
@@ -185,6 +192,10 @@ int sample_generate(const model *m, kvcache *c, gen_seq *seqs, int n_seq, const 
         seqs[i].hit_eos = 0;
         if (seqs[i].prompt_len < 1) {
             rc = err_set(e, ERR_INPUT, "generate: sequence %d has an empty prompt", i);
+            goto done;
+        }
+        if (g->sp.temperature > 0 && !seqs[i].r) {
+            rc = err_set(e, ERR_INPUT, "generate: sequence %d samples but has no rng stream", i);
             goto done;
         }
         slots[i] = seqs[i].slot;

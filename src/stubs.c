@@ -8,8 +8,6 @@ static int missing(const char *what) {
     return 1;
 }
 
-int cli_inspect(int argc, char **argv) { (void)argc, (void)argv; return missing("inspect"); }
-int cli_tokenize(int argc, char **argv) { (void)argc, (void)argv; return missing("tokenize"); }
 int cli_logits(int argc, char **argv) { (void)argc, (void)argv; return missing("logits"); }
 int cli_generate(int argc, char **argv) { (void)argc, (void)argv; return missing("generate"); }
 int cli_export(int argc, char **argv) { (void)argc, (void)argv; return missing("export"); }

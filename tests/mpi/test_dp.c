@@ -53,14 +53,14 @@ static void train(model *m, const int *tok, const int *tgt, const float *mask, i
     for (int i = 0; i < B * T; i++) total += mask[i];
     for (int s = 0; s < 3; s++) {
         model_zero_grads(m);
-        model_forward(m, &a, tok + b0 * T, b1 - b0, T);
+        if (model_forward(m, &a, tok + b0 * T, b1 - b0, T, &e)) fail_msg("%s", e.msg);
         model_ce(m, &a, tgt + b0 * T, mask + b0 * T, (float)(total / size), 1);
         /* a scalar-head term at each local sequence's last token */
         int pos[4];
         float ds[4];
         for (int b = 0; b < b1 - b0; b++)
             pos[b] = b * T + T - 1, ds[b] = 0.1f * (float)(b0 + b + 1) * size;
-        model_score_backward(m, &a, pos, b1 - b0, ds);
+        if (model_score_backward(m, &a, pos, b1 - b0, ds, &e)) fail_msg("%s", e.msg);
         model_backward(m, &a, tok + b0 * T);
         if (model_allreduce_grads(m, comm, &e)) fail_msg("%s", e.msg);
         if (optim_step(&o, m, NULL, &e)) fail_msg("%s", e.msg);

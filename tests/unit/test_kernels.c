@@ -163,12 +163,34 @@ static void test_attention(void **state) {
     attn_case(1, 64, 3, 1, 6);   /* exactly one block, multi-query */
 }
 
+static void test_gemm_small(void **state) {
+    (void)state;
+    rng r;
+    rng_init(&r, 6, RNG_TEST, 0);
+    int shapes[][3] = {{4, 8, 32}, {32, 100, 288}, {7, 13, 50}, {1, 5, 3}, {9, 4, 16}, {6, 33, 17}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        int lda = K + 3, ldw = K + 1, ldc = N + 2;
+        float *A = randv(&r, (size_t)M * lda, 1), *W = randv(&r, (size_t)N * ldw, 1);
+        float *c1 = randv(&r, (size_t)M * ldc, 1), *c2 = copyv(c1, (size_t)M * ldc);
+        for (int beta = 0; beta <= 1; beta++) {
+            kern_gemm_nt_small(M, N, K, A, lda, W, ldw, (float)beta, c1, ldc);
+            kern_gemm_nt_small_ref(M, N, K, A, lda, W, ldw, (float)beta, c2, ldc);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++)
+                    assert_close(c1[m * ldc + n], c2[m * ldc + n], 1e-5, 1e-5);
+        }
+        free(A), free(W), free(c1), free(c2);
+    }
+}
+
 int main(void) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_expf),    cmocka_unit_test(test_rmsnorm),
-        cmocka_unit_test(test_rope),    cmocka_unit_test(test_swiglu),
-        cmocka_unit_test(test_row_lse), cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_expf),       cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),       cmocka_unit_test(test_swiglu),
+        cmocka_unit_test(test_row_lse),    cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_gemm_small),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
 }

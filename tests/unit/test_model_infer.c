@@ -53,12 +53,12 @@ static float *full_logits(const model *m, const int *tok, int n) {
     model_acts a;
     rl_err e = {0};
     if (model_acts_create(&a, &m->cfg, 1, n, &e)) fail_msg("%s", e.msg);
-    model_forward(m, &a, tok, 1, n);
+    if (model_forward(m, &a, tok, 1, n, &e)) fail_msg("%s", e.msg);
     int V = m->cfg.vocab_size;
     float *out = malloc(sizeof(float) * (size_t)n * V);
     int *pos = malloc(sizeof(int) * n);
     for (int i = 0; i < n; i++) pos[i] = i;
-    model_lm_logits(m, &a, pos, n, out);
+    if (model_lm_logits(m, &a, pos, n, out, &e)) fail_msg("%s", e.msg);
     free(pos);
     model_acts_free(&a);
     return out;
@@ -76,7 +76,7 @@ static void random_tokens(int *t, int n, int V, uint32_t stream) {
     for (int i = 0; i < n; i++) t[i] = (int)rng_below(&r, (uint32_t)V);
 }
 
-static void run_prefill_and_decode(int variant) {
+static void run_prefill_and_decode(int variant, int step_rows) {
     model m;
     make_model(&m, variant);
     int V = m.cfg.vocab_size, n = 70, split = 23;
@@ -90,14 +90,15 @@ static void run_prefill_and_decode(int variant) {
     kvcache c;
     rl_err e = {0};
     if (kvcache_create(&c, &m.cfg, 3, 80, &e)) fail_msg("%s", e.msg);
+    c.step_rows = step_rows; /* small: model_step cuts calls into pieces */
     /* whole sequence in one prefill, logits everywhere */
     float *got = malloc(sizeof(float) * (size_t)n * V);
     int slot = 1, nn = n;
     model_step_out out = {.all_logits = got};
     if (model_step(&m, &c, 1, &slot, &nn, tok, &out, &e)) fail_msg("%s", e.msg);
     double d = max_diff(got, ref, (size_t)n * V);
-    printf("# variant %d: one prefill vs forward max|diff| %.2e (max |logit| %.1f)\n", variant, d,
-           amax);
+    printf("# variant %d, rows/pass %d: one prefill vs forward max|diff| %.2e (max |logit| %.1f)\n",
+           variant, step_rows, d, amax);
     assert_true(d <= ATOL);
     assert_int_equal(c.len[1], n);
 
@@ -151,11 +152,13 @@ static void run_prefill_and_decode(int variant) {
 
 static void test_cache_mha(void **state) {
     (void)state;
-    run_prefill_and_decode(0);
+    run_prefill_and_decode(0, 0);
+    run_prefill_and_decode(0, 9);
 }
 static void test_cache_gqa_bias_neox(void **state) {
     (void)state;
-    run_prefill_and_decode(1);
+    run_prefill_and_decode(1, 0);
+    run_prefill_and_decode(1, 4);
 }
 
 /* A judge's pattern: one prefix prefilled once, copied into 3 slots, each finished with its
@@ -175,6 +178,7 @@ static void test_shared_prefix(void **state) {
     kvcache c;
     rl_err e = {0};
     if (kvcache_create(&c, &m.cfg, 4, 64, &e)) fail_msg("%s", e.msg);
+    c.step_rows = 6; /* the three suffixes (3, 10, 15 tokens) go in pieces */
     int slot = 3, nn = P;
     if (model_step(&m, &c, 1, &slot, &nn, seq[0], NULL, &e)) fail_msg("%s", e.msg);
     int slots[3] = {0, 1, 2}, nnew[3], buf[64];
@@ -196,10 +200,12 @@ static void test_shared_prefix(void **state) {
         /* the scalar head through the cache equals the training path's */
         model_acts a;
         if (model_acts_create(&a, &m.cfg, 1, lens[s], &e)) fail_msg("%s", e.msg);
-        model_forward(&m, &a, seq[s], 1, lens[s]);
+        if (model_forward(&m, &a, seq[s], 1, lens[s], &e)) fail_msg("%s", e.msg);
         int pos = lens[s] - 1;
         float sc;
-        model_score_forward(&m, &a, &pos, 1, &sc);
+        if (model_score_forward(&m, &a, &pos, 1, &sc, &e)) fail_msg("%s", e.msg);
+        pos = lens[s];
+        assert_int_equal(model_score_forward(&m, &a, &pos, 1, &sc, &e), ERR_INPUT);
         assert_close(score[s], sc, 1e-5, 1e-5);
         model_acts_free(&a);
     }
@@ -212,6 +218,16 @@ static void test_shared_prefix(void **state) {
     toks[0] = V;
     assert_int_equal(model_step(&m, &c, 1, slots, ones, toks, NULL, &e), ERR_INPUT);
     assert_int_equal(kvcache_copy_prefix(&c, 3, 0, P + 1, &e), ERR_INPUT);
+    /* the training forward refuses shapes past its activations and ids outside the vocabulary */
+    model_acts a;
+    if (model_acts_create(&a, &m.cfg, 2, 8, &e)) fail_msg("%s", e.msg);
+    int bad[16] = {0};
+    assert_int_equal(model_forward(&m, &a, bad, 3, 8, &e), ERR_INPUT);
+    assert_int_equal(model_forward(&m, &a, bad, 2, 9, &e), ERR_INPUT);
+    bad[13] = -1;
+    assert_int_equal(model_forward(&m, &a, bad, 2, 8, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "(1, 5)"));
+    model_acts_free(&a);
     kvcache_free(&c);
     model_free(&m);
 }

@@ -177,16 +177,19 @@ static void run_total_backward(ref_case *rc, model_acts *a, float *lp, float *en
                                float *ce) {
     model *m = &rc->m;
     model_zero_grads(m);
-    model_forward(m, a, rc->tokens, rc->B, rc->T);
+    rl_err e = {0};
+    if (model_forward(m, a, rc->tokens, rc->B, rc->T, &e)) fail_msg("%s", e.msg);
     *ce = model_ce(m, a, rc->targets, rc->mask, 0.0f, 1);
     model_lm_forward(m, a, rc->targets, rc->sel, lp, ent);
     model_lm_backward(m, a, rc->targets, rc->dlogprob, rc->dentropy);
-    model_score_forward(m, a, rc->score_pos, (int)rc->n_score, score);
-    model_score_backward(m, a, rc->score_pos, (int)rc->n_score, rc->dscore);
+    if (model_score_forward(m, a, rc->score_pos, (int)rc->n_score, score, &e) ||
+        model_score_backward(m, a, rc->score_pos, (int)rc->n_score, rc->dscore, &e))
+        fail_msg("%s", e.msg);
     model_backward(m, a, rc->tokens);
 }
 
-static void check_config(const char *name) {
+/* keep_limit: bytes of log-probs model_lm_forward may keep for the backward (0: recompute). */
+static void check_config(const char *name, size_t keep_limit) {
     if (!have_ref) skip();
     ref_case rc;
     load_case(&rc, name);
@@ -195,14 +198,16 @@ static void check_config(const char *name) {
     model_acts a;
     rl_err e = {0};
     if (model_acts_create(&a, &m->cfg, B, T, &e)) fail_msg("%s", e.msg);
+    a.keep_limit = keep_limit;
+    if (keep_limit == 0) a.head_rows = 5; /* and several logits chunks */
     char path[256], what[128];
 
     /* logits at every position */
-    model_forward(m, &a, rc.tokens, B, T);
+    if (model_forward(m, &a, rc.tokens, B, T, &e)) fail_msg("%s", e.msg);
     float *logits = malloc(sizeof(float) * (size_t)N * V);
     int *all = malloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) all[i] = i;
-    model_lm_logits(m, &a, all, N, logits);
+    if (model_lm_logits(m, &a, all, N, logits, &e)) fail_msg("%s", e.msg);
     size_t n;
     snprintf(path, sizeof path, "%s/outputs/logits", rc.grp);
     double *want = read_ds(rc.f, path, &n);
@@ -268,15 +273,20 @@ static void check_config(const char *name) {
 
 static void test_mha(void **state) {
     (void)state;
-    check_config("mha");
+    check_config("mha", (size_t)1 << 30);
 }
 static void test_gqa(void **state) {
     (void)state;
-    check_config("gqa");
+    check_config("gqa", (size_t)1 << 30);
 }
 static void test_tied_bias_neox(void **state) {
     (void)state;
-    check_config("tied_bias_neox");
+    check_config("tied_bias_neox", (size_t)1 << 30);
+}
+/* the same with the LM head recomputing its logits in the backward, in chunks of 5 rows */
+static void test_recomputed_head(void **state) {
+    (void)state;
+    check_config("gqa", 0);
 }
 
 int main(void) {
@@ -285,6 +295,7 @@ int main(void) {
         cmocka_unit_test(test_mha),
         cmocka_unit_test(test_gqa),
         cmocka_unit_test(test_tied_bias_neox),
+        cmocka_unit_test(test_recomputed_head),
     };
     return cmocka_run_group_tests_name("model_ref", tests, setup, NULL);
 }

@@ -128,8 +128,8 @@ static void test_greedy_generation(void **state) {
     float *logits = malloc(sizeof(float) * V);
     for (int t = 0; t < max_new; t++) {
         int n = 5 + t, pos = n - 1;
-        model_forward(&m, &a, seq, 1, n);
-        model_lm_logits(&m, &a, &pos, 1, logits);
+        if (model_forward(&m, &a, seq, 1, n, &e)) fail_msg("%s", e.msg);
+        if (model_lm_logits(&m, &a, &pos, 1, logits, &e)) fail_msg("%s", e.msg);
         int best = 0;
         for (int j = 1; j < V; j++)
             if (logits[j] > logits[best]) best = j;
