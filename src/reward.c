@@ -168,8 +168,8 @@ int reward_trainer_step(reward_trainer *t, MPI_Comm comm, reward_step_stats *st,
         t->pos[2 * i + 1] = (2 * i + 1) * T + d->len_b[pi] - 1;
     }
     model_zero_grads(m);
-    model_forward(m, &t->acts, t->tok, 2 * share, T);
-    model_score_forward(m, &t->acts, t->pos, 2 * share, t->score);
+    int rc = model_forward(m, &t->acts, t->tok, 2 * share, T, e);
+    if (!rc) rc = model_score_forward(m, &t->acts, t->pos, 2 * share, t->score, e);
     double sums[5] = {0, 0, 0, 0, 0}; /* loss, correct, counted, |d|, pairs */
     float scale = (float)t->size / (float)B;
     for (int i = 0; i < share; i++) {
@@ -183,12 +183,15 @@ int reward_trainer_step(reward_trainer *t, MPI_Comm comm, reward_step_stats *st,
         sums[3] += fabs(diff);
         sums[4] += 1;
     }
-    model_score_backward(m, &t->acts, t->pos, 2 * share, t->dscore);
-    model_backward(m, &t->acts, t->tok);
+    if (!rc) rc = model_score_backward(m, &t->acts, t->pos, 2 * share, t->dscore, e);
+    if (!rc) model_backward(m, &t->acts, t->tok);
     free(perm);
     free(idx);
-    int rc = model_allreduce_grads(m, comm, e);
-    if (rc) return rc;
+    /* every rank reaches the allreduce, also after a local failure */
+    int bad = rc != ERR_OK;
+    comm_allreduce_max_int(&bad, comm);
+    if (bad) return rc ? rc : err_set(e, ERR_INTERNAL, "reward: a step failed on another rank");
+    if ((rc = model_allreduce_grads(m, comm, e))) return rc;
     if (comm_allreduce_sum_f64(sums, 5, comm)) return err_set(e, ERR_MPI, "reward: allreduce failed");
     if (!isfinite(sums[0]))
         return err_set(e, ERR_NUMERIC, "reward: the loss is not finite at step %ld", t->opt.step + 1);

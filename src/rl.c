@@ -151,11 +151,13 @@ static void scale_floats(float *x, size_t n, float s) {
 
 /* Log-probs (and entropies, may be NULL) of the batch's response tokens under m at temperature
  * temp, written into cells of out (n, R). Leaves acts ready for model_lm_backward. */
-static void policy_logprobs(model *m, model_acts *a, const fbatch *f, float temp, float *lp_full,
-                            float *ent_full) {
-    model_forward(m, a, f->tok, f->B, f->T);
+static int policy_logprobs(const model *m, model_acts *a, const fbatch *f, float temp,
+                           float *lp_full, float *ent_full, rl_err *e) {
+    int rc = model_forward(m, a, f->tok, f->B, f->T, e);
+    if (rc) return rc;
     scale_floats(a->hfinal, (size_t)f->B * f->T * m->cfg.dim, 1.0f / temp);
     model_lm_forward(m, a, f->tgt, f->sel, lp_full, ent_full);
+    return ERR_OK;
 }
 
 /* ------------------------------------------------------------------ one iteration */
@@ -254,13 +256,13 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
     float *vbuf = xmalloc(sizeof(float) * NR);
     if (!rc) {
         fbatch_build(&fb, &r, all, n);
-        policy_logprobs(E->ref, &E->acts_pol, &fb, temp, lp_full, NULL);
-        for (int j = 0; j < fb.npos; j++) r.logp_ref[fb.cell[j]] = lp_full[fb.pos[j]];
-        policy_logprobs(E->policy, &E->acts_pol, &fb, temp, lp_full, NULL);
-        for (int j = 0; j < fb.npos; j++) r.logp_old[fb.cell[j]] = lp_full[fb.pos[j]];
-        model_forward(E->value, &E->acts_val, fb.tok, fb.B, fb.T);
-        model_score_forward(E->value, &E->acts_val, fb.pos, fb.npos, vbuf);
-        for (int j = 0; j < fb.npos; j++) r.values[fb.cell[j]] = vbuf[j];
+        rc = policy_logprobs(E->ref, &E->acts_pol, &fb, temp, lp_full, NULL, e);
+        for (int j = 0; j < fb.npos && !rc; j++) r.logp_ref[fb.cell[j]] = lp_full[fb.pos[j]];
+        if (!rc) rc = policy_logprobs(E->policy, &E->acts_pol, &fb, temp, lp_full, NULL, e);
+        for (int j = 0; j < fb.npos && !rc; j++) r.logp_old[fb.cell[j]] = lp_full[fb.pos[j]];
+        if (!rc) rc = model_forward(E->value, &E->acts_val, fb.tok, fb.B, fb.T, e);
+        if (!rc) rc = model_score_forward(E->value, &E->acts_val, fb.pos, fb.npos, vbuf, e);
+        for (int j = 0; j < fb.npos && !rc; j++) r.values[fb.cell[j]] = vbuf[j];
     }
     st->t_prepare = log_now() - t1;
     double t2 = log_now();
@@ -364,7 +366,14 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
                 }
                 /* policy */
                 model_zero_grads(E->policy);
-                policy_logprobs(E->policy, &E->acts_pol, &fb, temp, lp_full, ent_full);
+                rc = policy_logprobs(E->policy, &E->acts_pol, &fb, temp, lp_full, ent_full, e);
+                /* a failure must not leave the other ranks in the allreduce */
+                int bad_mb = rc != ERR_OK;
+                comm_allreduce_max_int(&bad_mb, comm);
+                if (bad_mb) {
+                    if (!rc) rc = err_set(e, ERR_INTERNAL, "rl: another policy rank failed");
+                    break;
+                }
                 for (int j = 0; j < np; j++) g_lp[j] = lp_full[fb.pos[j]], g_ent[j] = ent_full[fb.pos[j]];
                 if (ep == 0)
                     for (int j = 0; j < np; j++) ent_sum += g_ent[j], ent_n += 1;
@@ -398,15 +407,18 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
                 gn_sum += os.grad_norm, lr = os.lr;
                 /* value */
                 model_zero_grads(E->value);
-                model_forward(E->value, &E->acts_val, fb.tok, fb.B, fb.T);
-                model_score_forward(E->value, &E->acts_val, fb.pos, np, g_v);
+                /* the same tokens went through the policy: no failure is possible here that
+                 * the check above did not see (valid ids and shapes) */
+                if ((rc = model_forward(E->value, &E->acts_val, fb.tok, fb.B, fb.T, e)) ||
+                    (rc = model_score_forward(E->value, &E->acts_val, fb.pos, np, g_v, e)))
+                    break;
                 double vloss = ppo_value_loss((size_t)np, ones, g_v, g_vold, g_ret,
                                               reinforce ? 0.0f : c->value_clip, scale, g_d, &vst);
                 if (!isfinite(vloss)) {
                     rc = numeric(e, "value loss", E->iter);
                     break;
                 }
-                model_score_backward(E->value, &E->acts_val, fb.pos, np, g_d);
+                if ((rc = model_score_backward(E->value, &E->acts_val, fb.pos, np, g_d, e))) break;
                 model_backward(E->value, &E->acts_val, fb.tok);
                 if ((rc = model_allreduce_grads(E->value, comm, e))) break;
                 if ((rc = optim_step(&E->opt_val, E->value, &os, e))) {
@@ -496,7 +508,13 @@ int rl_response_logprobs(const model *m, model_acts *acts, int n, const int32_t 
         r.rlen = rlen;
         r.seq = (int32_t **)seqs + i0;
         fbatch_build(&fb, &r, which, k);
-        policy_logprobs((model *)m, acts, &fb, temp > 0 ? temp : 1.0f, lp, NULL);
+        int rc = policy_logprobs(m, acts, &fb, temp > 0 ? temp : 1.0f, lp, NULL, e);
+        if (rc) {
+            free(rlen);
+            fbatch_free(&fb);
+            free(lp), free(which);
+            return rc;
+        }
         for (int j = 0; j < k; j++) out[i0 + j] = 0;
         for (int q = 0; q < fb.npos; q++) out[i0 + fb.cell[q] / R] += lp[fb.pos[q]];
         free(rlen);
