@@ -158,6 +158,8 @@ slurm-stop:
 bench: deps-test
 	@$(MAKE) --no-print-directory $(BIN)
 	@BIN=$(BIN) PYTHON=$(PYTHON) tools/bench.sh
+	@$(MAKE) --no-print-directory test-build
+	@echo; OBJDIR=$(OBJDIR) tools/bench_rl.sh
 
 report:
 	@if [ -z "$$RUN_DIR" ] && [ -e runs/quickstart-rlhf/metrics.h5 ]; then \

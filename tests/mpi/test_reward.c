@@ -197,6 +197,13 @@ static int serve_fn(void *user, int n, const int32_t *const *seqs, const int *le
     return reward_score(s->m, &s->sc, n, seqs, lens, 64, scores, e);
 }
 
+static int serve_fn_plain(void *user, int n, const int32_t *const *seqs, const int *lens,
+                          const int *plens, float *scores, rl_err *e) {
+    (void)plens;
+    server_ctx *s = user;
+    return reward_score(s->m, &s->sc, n, seqs, lens, 64, scores, e);
+}
+
 /* Servers are world ranks [0, n_servers); the others are clients of server (rank % n_servers). */
 static void run_service(int n_servers) {
     int rank, size;
@@ -258,6 +265,64 @@ static void test_service_two_servers(void **state) {
     run_service(2);
 }
 
+/* make bench (tools/bench_rl.sh sets RLAIF_BENCH_SCORE): the scoring service at the
+ * quickstart's size (d128 L4 V1006, 56-token sequences, requests of 64) against scoring the
+ * same sequences in-process on the server rank. */
+static void test_service_bench(void **state) {
+    (void)state;
+    if (!getenv("RLAIF_BENCH_SCORE")) return;
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    model_config c = {.dim = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 4, .head_dim = 32,
+                      .ffn_dim = 384, .vocab_size = 1006, .max_seq = 192, .rope_theta = 10000.0f,
+                      .norm_eps = 1e-5f, .scalar_head = 1};
+    model m;
+    rl_err e = {0};
+    if (model_create(&m, &c, &e)) fail_msg("%s", e.msg);
+    model_init_weights(&m, 1);
+    enum { N = 64, L = 56, REQ = 16 };
+    int32_t *buf = malloc(sizeof(int32_t) * N * L);
+    const int32_t *seqs[N];
+    int lens[N], plens[N];
+    rng r;
+    rng_init(&r, 2, RNG_TEST, 0);
+    for (int i = 0; i < N * L; i++) buf[i] = (int32_t)rng_below(&r, 1006);
+    for (int i = 0; i < N; i++) seqs[i] = buf + i * L, lens[i] = L - (i % 8), plens[i] = 44;
+    float scores[N];
+    if (rank == 0) {
+        /* in-process reference, then serve */
+        reward_scorer sc = {0};
+        reward_score(&m, &sc, N, seqs, lens, N, scores, &e); /* warm-up */
+        double t0 = log_now();
+        for (int k = 0; k < REQ; k++) reward_score(&m, &sc, N, seqs, lens, N, scores, &e);
+        double local = REQ * N / (log_now() - t0);
+        int clients[64], nc = 0;
+        for (int q = 1; q < size; q++) clients[nc++] = q;
+        server_ctx s = {.m = &m};
+        reward_serve_stats st;
+        if (reward_serve(clients, nc, serve_fn_plain, &s, &st, &e)) fail_msg("%s", e.msg);
+        printf("# bench score_local_seqs_per_s: %.0f\n", local);
+        printf("# bench score_service_seqs_per_s: %.0f\n", st.sequences / st.wall_seconds);
+        printf("# bench score_service_tokens_per_s: %.0f\n", st.tokens / st.wall_seconds);
+        printf("# bench score_service_busy: %.3f\n", st.busy_seconds / st.wall_seconds);
+        printf("# bench score_clients: %d\n", nc);
+        reward_scorer_free(&sc);
+        reward_scorer_free(&s.sc);
+    } else {
+        for (int k = 0; k < REQ; k++) {
+            reward_request rq;
+            if (reward_client_send(&rq, 0, N, seqs, lens, plens, &e) ||
+                reward_client_recv(&rq, N, scores, &e))
+                fail_msg("%s", e.msg);
+        }
+        if (reward_client_done(0, &e)) fail_msg("%s", e.msg);
+    }
+    free(buf);
+    model_free(&m);
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
 int main(int argc, char **argv) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
@@ -265,6 +330,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_data_parallel),
         cmocka_unit_test(test_service_one_server),
         cmocka_unit_test(test_service_two_servers),
+        cmocka_unit_test(test_service_bench),
     };
     return mpi_test_main(argc, argv, tests, sizeof tests / sizeof tests[0], "reward");
 }
