@@ -199,7 +199,7 @@ static const key_def schema[] = {
     {"reward.train_ranks", T_INT, OFF(reward.train_ranks), "0", 0, 1 << 20, NULL, 0,
      "worker ranks that train data-parallel: the reward ranks, then policy and judge ranks "
      "(0: the reward ranks only; the others are idle in this stage)"},
-    OPTIM_KEYS("reward", reward.optim, "0", "32", "1e-3", "10",
+    OPTIM_KEYS("reward", reward.optim, "0", "32", "5e-4", "10",
                "reward-model training (0: reward.epochs passes over the pairs)"),
 
     /* ---- stage rl */
