@@ -15,7 +15,13 @@
 
 #include "err.h"
 
-typedef enum comm_role { ROLE_COORD = 0, ROLE_JUDGE, ROLE_REWARD, ROLE_POLICY, ROLE_COUNT } comm_role;
+typedef enum comm_role {
+    ROLE_COORD = 0,
+    ROLE_JUDGE,
+    ROLE_REWARD,
+    ROLE_POLICY,
+    ROLE_COUNT
+} comm_role;
 
 /* Message tags between roles. */
 enum comm_tag {
@@ -31,10 +37,10 @@ enum comm_tag {
 };
 
 typedef struct comm_ctx {
-    int rank, size;       /* in MPI_COMM_WORLD */
+    int rank, size; /* in MPI_COMM_WORLD */
     comm_role role;
     int role_rank, role_size;
-    MPI_Comm role_comm;   /* the ranks of this role */
+    MPI_Comm role_comm;                       /* the ranks of this role */
     int first[ROLE_COUNT], count[ROLE_COUNT]; /* world ranks of each role: first..first+count-1 */
 } comm_ctx;
 
@@ -46,7 +52,9 @@ int comm_setup(comm_ctx *c, int n_judge, int n_reward, int n_policy, rl_err *e);
 void comm_teardown(comm_ctx *c);
 
 /* World rank of the i-th rank of a role. */
-static inline int comm_world_rank(const comm_ctx *c, comm_role r, int i) { return c->first[r] + i; }
+static inline int comm_world_rank(const comm_ctx *c, comm_role r, int i) {
+    return c->first[r] + i;
+}
 
 /* Waits for a request without spinning. */
 int comm_wait(MPI_Request *req, MPI_Status *status);

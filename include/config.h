@@ -72,6 +72,15 @@ typedef struct config_optim {
     int warmup;    /* steps */
 } config_optim;
 
+/* One few-shot exemplar of the judge's prompt (judge.exemplars). */
+typedef struct config_exemplar {
+    char *context, *a, *b;
+    char *rationale; /* "" : none */
+    int label;       /* 1 or 2 */
+} config_exemplar;
+
+enum { CONFIG_LABEL_POLICY = 0, CONFIG_LABEL_FILE = 1 };
+
 typedef struct config {
     struct {
         char *name;
@@ -105,11 +114,53 @@ typedef struct config {
     config_model policy;
     config_model judge_model;
 
+    /* ---- the judge (feedback LLM): how it is prompted (src/judge.c) */
+    struct {
+        char *preamble;      /* instruction text; replaced by the file's text when preamble_file */
+        char *preamble_file; /* "" : use preamble */
+        config_maplist exemplars; /* few-shot examples, items are config_exemplar */
+        char *template_text; /* the sample: {context}, {a}, {b} */
+        char *ending;        /* "Preferred Summary=" */
+        char *label_1, *label_2; /* the tokens read for "response 1 / 2 is better" */
+        int position_debias; /* score both orders and average */
+        struct {
+            int enabled;
+            char *ending;    /* replaces the ending: asks for a rationale */
+            int max_tokens;
+            double temperature; /* 0: greedy */
+            int samples;     /* > 1: self-consistency (needs temperature > 0) */
+        } cot;
+        config_strlist principles; /* one sampled per pair and added to the preamble */
+        double clamp_low, clamp_high; /* band the soft label is clamped into */
+        int mode;            /* enum judge_mode: 0 preference, 1 score (d-RLAIF) */
+        struct {
+            char *preamble, *template_text, *ending; /* score mode: {context}, {response} */
+        } score;
+        int batch_pairs;     /* pairs per batch dealt to a judge rank */
+    } judge;
+
     /* ---- stages: each owns its section */
     config_optim sft;
     struct {
+        int train_ranks;        /* worker ranks that train; 0: the policy ranks */
+        double prompt_loss;     /* loss weight of the prompt (document) tokens */
+        int max_new_tokens;     /* summary tokens at most when sampling */
+        int eval_docs;          /* test documents for sft_gold_score_mean */
+        double eval_temperature; /* 0: greedy */
+    } sft_opts;
+    struct {
         config_optim pretrain, finetune;
+        int train_ranks;   /* worker ranks that train; 0: the judge ranks */
+        double prompt_loss; /* finetune: loss weight of the prompt's tokens (the label weighs 1) */
+        int eval_pairs;    /* held-out comparisons for judge_alignment_gold */
     } judge_sft;
+    struct {
+        int source;        /* 0 policy, 1 file */
+        char *pairs_file;  /* JSONL {"context", "a", "b"} */
+        int pairs;         /* pairs to label (file: 0 = every row) */
+        double temperature, top_p;
+        int max_new_tokens;
+    } label;
 
     /* ---- stages reward, rl, eval (src/stage_reward.c, stage_rl.c, stage_eval.c) */
     struct {

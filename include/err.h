@@ -43,14 +43,18 @@ char *xstrdup_at(const char *s, const char *file, int line);
 /* 64-byte aligned, for BLAS buffers; free with free(). */
 void *xmalloc_aligned_at(size_t n, const char *file, int line);
 
-#define xmalloc(n)          xmalloc_at((n), __FILE__, __LINE__)
-#define xcalloc(c, s)       xcalloc_at((c), (s), __FILE__, __LINE__)
-#define xrealloc(p, n)      xrealloc_at((p), (n), __FILE__, __LINE__)
-#define xstrdup(s)          xstrdup_at((s), __FILE__, __LINE__)
-#define xmalloc_aligned(n)  xmalloc_aligned_at((n), __FILE__, __LINE__)
+#define xmalloc(n)         xmalloc_at((n), __FILE__, __LINE__)
+#define xcalloc(c, s)      xcalloc_at((c), (s), __FILE__, __LINE__)
+#define xrealloc(p, n)     xrealloc_at((p), (n), __FILE__, __LINE__)
+#define xstrdup(s)         xstrdup_at((s), __FILE__, __LINE__)
+#define xmalloc_aligned(n) xmalloc_aligned_at((n), __FILE__, __LINE__)
 
 /* Overflow-checked size arithmetic: return 0 on success, 1 on overflow. */
-static inline int size_mul(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
-static inline int size_add(size_t a, size_t b, size_t *out) { return __builtin_add_overflow(a, b, out); }
+static inline int size_mul(size_t a, size_t b, size_t *out) {
+    return __builtin_mul_overflow(a, b, out);
+}
+static inline int size_add(size_t a, size_t b, size_t *out) {
+    return __builtin_add_overflow(a, b, out);
+}
 
 #endif

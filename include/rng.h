@@ -12,16 +12,18 @@
 #include <stdint.h>
 
 enum rng_purpose {
-    RNG_INIT = 1,     /* weight initialisation */
-    RNG_DATA = 2,     /* data order, splits, shuffles */
-    RNG_SAMPLE = 3,   /* token sampling in generation */
-    RNG_TASK = 4,     /* the built-in task's generator */
-    RNG_JUDGE = 5,    /* judge-side choices: principles, rationale sampling */
-    RNG_TEST = 15     /* tests */
+    RNG_INIT = 1,   /* weight initialisation */
+    RNG_DATA = 2,   /* data order, splits, shuffles */
+    RNG_SAMPLE = 3, /* token sampling in generation */
+    RNG_TASK = 4,   /* the built-in task's generator */
+    RNG_JUDGE = 5,  /* judge-side choices: principles, rationale sampling */
+    RNG_TEST = 15   /* tests */
 };
 
 /* Combines a purpose with a sub-purpose (an epoch, a stage index) into one 32-bit purpose. */
-static inline uint32_t rng_purpose(uint32_t base, uint32_t sub) { return (base << 24) ^ (sub & 0xffffffu); }
+static inline uint32_t rng_purpose(uint32_t base, uint32_t sub) {
+    return (base << 24) ^ (sub & 0xffffffu);
+}
 
 typedef struct rng {
     uint64_t seed;

@@ -348,6 +348,7 @@ static void usage(FILE *f) {
             "       rlaif bench decode --dim C --layers L --heads NH --kv-heads NKV --ffn FF\n"
             "                          --vocab V --batch B --prompt P --new N [--reps 3]\n"
             "                          [--threads 1]\n"
+            "       rlaif bench judge [--model F] [--pairs N] ...   (rlaif bench judge --help)\n"
             "Model options default to dim 288, layers 6, heads 6, kv-heads 6, ffn 768, vocab\n"
             "32000 (head-dim = dim / heads). Each command prints key: value lines, the headline\n"
             "last: GFLOPS for sgemm, tokens/s for train and decode (best of the repetitions).\n");
@@ -358,6 +359,7 @@ int cli_bench(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "judge") == 0) return cli_bench_judge(argc, argv); /* src/bench_judge.c */
     bench_opts o = {.dim = 288,
                     .layers = 6,
                     .heads = 6,

@@ -1,6 +1,6 @@
-/* cli_model: the model-file subcommands: inspect, tokenize (and, with the engine, logits,
- * generate, export). Each validates its arguments, prints one precise line on error and returns
- * the exit status (2 for bad input). */
+/* cli_model: the model-file subcommands: inspect, tokenize, logits, generate, export. Each
+ * validates its arguments, prints one precise line on error and returns the exit status (2 for
+ * bad input). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,9 @@
 #include "cli.h"
 #include "gguf.h"
 #include "gguf_model.h"
+#include "model.h"
+#include "rng.h"
+#include "sample.h"
 #include "tokenizer.h"
 
 static int fail(const rl_err *e) {
@@ -229,7 +232,7 @@ int cli_tokenize(int argc, char **argv) {
         gguf_close(f);
         return 1;
     }
-    int *ids, n;
+    int *ids = NULL, n = 0;
     int rc = tokenizer_encode(t, text, len, flags, &ids, &n, &e);
     if (rc == ERR_OK) {
         for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
@@ -239,5 +242,311 @@ int cli_tokenize(int argc, char **argv) {
     free(text);
     tokenizer_free(t);
     gguf_close(f);
+    return rc ? fail(&e) : 0;
+}
+
+/* ------------------------------------------------------------------ loading a model */
+
+/* The weights of an open file in a new engine model; max_seq (> 0) replaces the file's context
+ * length, which sizes the rotary tables. */
+static int load_weights(const gguf_file *f, int max_seq, model *m, rl_err *e) {
+    model_config cfg;
+    int rc = gguf_model_config(f, &cfg, e);
+    if (rc) return rc;
+    if (max_seq > 0) cfg.max_seq = max_seq;
+    if ((rc = model_create(m, &cfg, e))) return rc;
+    rc = gguf_model_load(f, &m->cfg, m->tensors, m->n_tensors, m->params, e);
+    if (rc) model_free(m);
+    return rc;
+}
+
+/* The tokenizer of an open model file, checked against its embedding. */
+static int load_tokenizer(const gguf_file *f, tokenizer **tok, rl_err *e) {
+    model_config cfg;
+    int rc = gguf_model_config(f, &cfg, e);
+    if (!rc) rc = tokenizer_from_gguf(f, tok, e);
+    if (!rc && tokenizer_n_vocab(*tok) != cfg.vocab_size) {
+        rc = err_set(e, ERR_INPUT, "%s: the tokenizer has %d tokens but token_embd.weight %d rows",
+                     gguf_path(f), tokenizer_n_vocab(*tok), cfg.vocab_size);
+        tokenizer_free(*tok);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ logits */
+
+static const char *const logits_usage = "logits --model FILE.gguf --ids-file IDS --out OUT.f32";
+
+static int is_sep(char c) {
+    return c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Token ids separated by commas and/or white space, each in [0, vocab). */
+static int read_ids(const char *path, int vocab, int **ids, int *n, rl_err *e) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return err_set(e, ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t len;
+    char *text = read_all(fp, &len);
+    fclose(fp);
+    if (!text) return err_set(e, ERR_IO, "%s: read failed", path);
+    int cap = 256, k = 0, rc = ERR_OK;
+    int *v = xmalloc(sizeof(int) * (size_t)cap);
+    for (size_t i = 0; i < len && !rc;) {
+        if (is_sep(text[i])) {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        long long x = 0;
+        while (i < len && text[i] >= '0' && text[i] <= '9' && x <= INT32_MAX)
+            x = x * 10 + (text[i++] - '0');
+        if (i == start || (i < len && !is_sep(text[i])))
+            rc = err_set(e, ERR_INPUT, "%s: byte %zu: expected a token id, found byte 0x%02x", path,
+                         i, (unsigned char)text[i < len ? i : start]);
+        else if (x >= vocab)
+            rc = err_set(e, ERR_INPUT,
+                         "%s: byte %zu: token id %lld is outside the vocabulary "
+                         "(0..%d)",
+                         path, start, x, vocab - 1);
+        else {
+            if (k == cap) v = xrealloc(v, sizeof(int) * (size_t)(cap *= 2));
+            v[k++] = (int)x;
+        }
+    }
+    free(text);
+    if (!rc && k == 0) rc = err_set(e, ERR_INPUT, "%s: holds no token ids", path);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *ids = v;
+    *n = k;
+    return ERR_OK;
+}
+
+int cli_logits(int argc, char **argv) {
+    const char *mpath = NULL, *ids_path = NULL, *out_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: rlaif %s\n\nOne causal forward pass over the ids of IDS (separated by "
+                   "commas or white space); OUT gets the raw little-endian float32 logits "
+                   "[n_ids][n_vocab].\n",
+                   logits_usage);
+            return 0;
+        }
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+            mpath = argv[++i];
+        else if (strcmp(argv[i], "--ids-file") == 0 && i + 1 < argc)
+            ids_path = argv[++i];
+        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            out_path = argv[++i];
+        else
+            return usage_error("logits", "unknown or incomplete option", logits_usage);
+    }
+    if (!mpath || !ids_path || !out_path)
+        return usage_error("logits", "--model, --ids-file and --out are required", logits_usage);
+    rl_err e = {0};
+    gguf_file *f;
+    if (gguf_open(mpath, &f, &e)) return fail(&e);
+    model_config cfg;
+    int *ids = NULL, n = 0;
+    int rc = gguf_model_config(f, &cfg, &e);
+    if (!rc) rc = read_ids(ids_path, cfg.vocab_size, &ids, &n, &e);
+    model m;
+    if (!rc) rc = load_weights(f, n, &m, &e);
+    gguf_close(f);
+    if (rc) {
+        free(ids);
+        return fail(&e);
+    }
+    kvcache c;
+    rc = kvcache_create(&c, &m.cfg, 1, n, &e);
+    int have_cache = !rc;
+    FILE *fp = NULL;
+    if (!rc && !(fp = fopen(out_path, "wb")))
+        rc = err_set(&e, ERR_IO, "%s: cannot create: %s", out_path, strerror(errno));
+    /* in chunks, so that the logits of a long input never sit in memory at once */
+    const int chunk = 256;
+    size_t V = (size_t)m.cfg.vocab_size;
+    float *logits = xmalloc(sizeof(float) * V * (size_t)(n < chunk ? n : chunk));
+    for (int i = 0; i < n && !rc; i += chunk) {
+        int k = n - i < chunk ? n - i : chunk, slot = 0;
+        model_step_out o = {.all_logits = logits};
+        rc = model_step(&m, &c, 1, &slot, &k, ids + i, &o, &e);
+        if (!rc && fwrite(logits, sizeof(float), V * (size_t)k, fp) != V * (size_t)k)
+            rc = err_set(&e, ERR_IO, "%s: write failed: %s", out_path, strerror(errno));
+    }
+    if (fp && fclose(fp) != 0 && !rc)
+        rc = err_set(&e, ERR_IO, "%s: write failed: %s", out_path, strerror(errno));
+    free(logits);
+    if (have_cache) kvcache_free(&c);
+    model_free(&m);
+    free(ids);
+    return rc ? fail(&e) : 0;
+}
+
+/* ------------------------------------------------------------------ generate */
+
+static const char *const generate_usage =
+    "generate --model FILE.gguf --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] "
+    "[--top-k K] [--top-p P]";
+
+static int parse_num(const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi)) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_generate(int argc, char **argv) {
+    const char *mpath = NULL, *prompt = NULL;
+    double max_tokens = 64, temperature = 0.8, seed = 0, top_k = 0, top_p = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: rlaif %s\n\nSamples a continuation of TEXT (tokenized with the file's "
+                   "BOS rule) and prints it. Defaults: 64 tokens, temperature 0.8 (0: greedy), "
+                   "seed 0, no top-k/top-p. Stops at an end-of-generation token.\n",
+                   generate_usage);
+            return 0;
+        }
+        int ok = v != NULL;
+        if (strcmp(a, "--model") == 0)
+            mpath = v;
+        else if (strcmp(a, "--prompt") == 0)
+            prompt = v;
+        else if (strcmp(a, "--max-tokens") == 0)
+            ok = ok && parse_num(v, 1, 1 << 20, &max_tokens);
+        else if (strcmp(a, "--temperature") == 0)
+            ok = ok && parse_num(v, 0, 100, &temperature);
+        else if (strcmp(a, "--seed") == 0)
+            ok = ok && parse_num(v, 0, 9007199254740992.0, &seed);
+        else if (strcmp(a, "--top-k") == 0)
+            ok = ok && parse_num(v, 0, 1 << 30, &top_k);
+        else if (strcmp(a, "--top-p") == 0)
+            ok = ok && parse_num(v, 0, 1, &top_p);
+        else
+            ok = 0;
+        if (!ok) {
+            fprintf(stderr, "rlaif generate: bad or incomplete option '%s'\n", a);
+            return usage_error("generate", "see above", generate_usage);
+        }
+        i++;
+    }
+    if (!mpath || !prompt)
+        return usage_error("generate", "--model and --prompt are required", generate_usage);
+    rl_err e = {0};
+    gguf_file *f;
+    if (gguf_open(mpath, &f, &e)) return fail(&e);
+    tokenizer *tok = NULL;
+    int *ids = NULL, n = 0, max_new = (int)max_tokens;
+    model_config cfg;
+    int rc = gguf_model_config(f, &cfg, &e);
+    if (!rc) rc = load_tokenizer(f, &tok, &e);
+    if (!rc) rc = tokenizer_encode(tok, prompt, strlen(prompt), TOK_ADD_SPECIAL, &ids, &n, &e);
+    if (!rc && n == 0)
+        rc = err_set(&e, ERR_INPUT, "generate: the prompt is empty and the model adds no BOS");
+    if (!rc && n + max_new > cfg.max_seq)
+        rc = err_set(&e, ERR_INPUT,
+                     "generate: %d prompt tokens + %d new exceed the model's "
+                     "context of %d",
+                     n, max_new, cfg.max_seq);
+    model m;
+    if (!rc) rc = load_weights(f, n + max_new, &m, &e);
+    gguf_close(f);
+    if (rc) {
+        free(ids);
+        tokenizer_free(tok);
+        return fail(&e);
+    }
+    kvcache c;
+    rc = kvcache_create(&c, &m.cfg, 1, n + max_new, &e);
+    if (!rc) {
+        int *eos = xmalloc(sizeof(int) * (size_t)m.cfg.vocab_size), n_eos = 0;
+        for (int i = 0; i < m.cfg.vocab_size; i++)
+            if (tokenizer_is_eog(tok, i)) eos[n_eos++] = i;
+        rng r;
+        rng_init(&r, (uint64_t)seed, RNG_SAMPLE, 0);
+        gen_config g = {.sp = {(float)temperature, (int)top_k, (float)top_p},
+                        .max_new = max_new,
+                        .eos = eos,
+                        .n_eos = n_eos};
+        int *out = xmalloc(sizeof(int) * (size_t)max_new);
+        gen_seq sq = {.prompt = ids, .prompt_len = n, .slot = 0, .r = &r, .out = out};
+        rc = sample_generate(&m, &c, &sq, 1, &g, &e);
+        if (!rc) {
+            char *text;
+            size_t len;
+            rc = tokenizer_decode(tok, out, sq.n_out - (sq.hit_eos ? 1 : 0), 0, &text, &len, &e);
+            if (!rc) {
+                fwrite(text, 1, len, stdout);
+                fputc('\n', stdout);
+                free(text);
+            }
+        }
+        free(out);
+        free(eos);
+        kvcache_free(&c);
+    }
+    free(ids);
+    tokenizer_free(tok);
+    model_free(&m);
+    return rc ? fail(&e) : 0;
+}
+
+/* ------------------------------------------------------------------ export */
+
+static const char *const export_usage =
+    "export --model IN.gguf --out OUT.gguf [--type f32|f16] [--name NAME]";
+
+int cli_export(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *name = NULL, *type = "f16";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: rlaif %s\n\nWrites the model of IN as a GGUF file in llama.cpp's "
+                   "layout and naming, with its tokenizer, chat template and descriptive "
+                   "metadata; weight matrices as f16 (default) or f32, norms and biases f32.\n",
+                   export_usage);
+            return 0;
+        }
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+            in = argv[++i];
+        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            out = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc)
+            type = argv[++i];
+        else
+            return usage_error("export", "unknown or incomplete option", export_usage);
+    }
+    if (!in || !out) return usage_error("export", "--model and --out are required", export_usage);
+    if (strcmp(type, "f32") != 0 && strcmp(type, "f16") != 0)
+        return usage_error("export", "--type must be f32 or f16", export_usage);
+    rl_err e = {0};
+    gguf_file *f;
+    if (gguf_open(in, &f, &e)) return fail(&e);
+    tokenizer *tok = NULL;
+    model m;
+    int rc = load_tokenizer(f, &tok, &e);
+    if (!rc) {
+        rc = load_weights(f, 0, &m, &e);
+        if (rc) tokenizer_free(tok);
+    }
+    if (rc) {
+        gguf_close(f);
+        return fail(&e);
+    }
+    char gname[256] = "rlaif";
+    gguf_str s;
+    if (!name && gguf_find_kv(f, "general.name") &&
+        gguf_get_str(f, "general.name", &s, 1, &e) == ERR_OK)
+        snprintf(gname, sizeof gname, "%.*s", (int)(s.len > 200 ? 200 : s.len), s.ptr);
+    rc = gguf_model_export(out, name ? name : gname, &m.cfg, m.tensors, m.n_tensors, m.params, tok,
+                           f, strcmp(type, "f32") == 0 ? GGML_TYPE_F32 : GGML_TYPE_F16, &e);
+    gguf_close(f);
+    tokenizer_free(tok);
+    model_free(&m);
     return rc ? fail(&e) : 0;
 }

@@ -8,7 +8,9 @@
 
 static const char *const role_names[ROLE_COUNT] = {"coord", "judge", "reward", "policy"};
 
-const char *comm_role_name(comm_role r) { return r >= 0 && r < ROLE_COUNT ? role_names[r] : "?"; }
+const char *comm_role_name(comm_role r) {
+    return r >= 0 && r < ROLE_COUNT ? role_names[r] : "?";
+}
 
 void comm_sleep_us(long us) {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
@@ -58,7 +60,8 @@ int comm_wait(MPI_Request *req, MPI_Status *status) {
         if (rc != MPI_SUCCESS) return ERR_MPI;
         if (done) return ERR_OK;
         comm_sleep_us(sleep_us);
-        if (sleep_us < WAIT_MAX_US) sleep_us = sleep_us * 2 > WAIT_MAX_US ? WAIT_MAX_US : sleep_us * 2;
+        if (sleep_us < WAIT_MAX_US)
+            sleep_us = sleep_us * 2 > WAIT_MAX_US ? WAIT_MAX_US : sleep_us * 2;
     }
 }
 
@@ -70,7 +73,8 @@ int comm_waitany(int n, MPI_Request *reqs, int *index, MPI_Status *status) {
         if (rc != MPI_SUCCESS) return ERR_MPI;
         if (done) return ERR_OK;
         comm_sleep_us(sleep_us);
-        if (sleep_us < WAIT_MAX_US) sleep_us = sleep_us * 2 > WAIT_MAX_US ? WAIT_MAX_US : sleep_us * 2;
+        if (sleep_us < WAIT_MAX_US)
+            sleep_us = sleep_us * 2 > WAIT_MAX_US ? WAIT_MAX_US : sleep_us * 2;
     }
 }
 
@@ -96,7 +100,8 @@ int comm_recv_alloc(void **buf, int *count, MPI_Datatype type, int src, int tag,
         if (MPI_Iprobe(src, tag, comm, &flag, &st) != MPI_SUCCESS) return ERR_MPI;
         if (flag) break;
         comm_sleep_us(sleep_us);
-        if (sleep_us < WAIT_MAX_US) sleep_us = sleep_us * 2 > WAIT_MAX_US ? WAIT_MAX_US : sleep_us * 2;
+        if (sleep_us < WAIT_MAX_US)
+            sleep_us = sleep_us * 2 > WAIT_MAX_US ? WAIT_MAX_US : sleep_us * 2;
     }
     int n = 0, tsize = 0;
     MPI_Get_count(&st, type, &n);
@@ -125,7 +130,8 @@ static int allreduce_chunked(void *buf, size_t n, size_t elem, MPI_Datatype type
     while (n > 0) {
         int cnt = (int)(n < chunk ? n : chunk);
         MPI_Request req;
-        if (MPI_Iallreduce(MPI_IN_PLACE, p, cnt, type, op, comm, &req) != MPI_SUCCESS) return ERR_MPI;
+        if (MPI_Iallreduce(MPI_IN_PLACE, p, cnt, type, op, comm, &req) != MPI_SUCCESS)
+            return ERR_MPI;
         int rc = comm_wait(&req, NULL);
         if (rc) return rc;
         p += (size_t)cnt * elem;

@@ -101,10 +101,20 @@ typedef struct key_def {
         P ".grad_clip", T_FLOAT, OFF(field.grad_clip), "1.0", 0, 1e9, NULL, 0,                     \
             "global gradient-norm clip (0: off)"                                                   \
     }
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#define XOFF(field) offsetof(config_exemplar, field)
+static const struct key_def exemplar_keys[] = {
+    {"context", T_STRING, XOFF(context), NULL, 1, 65536, NULL, 0, "the text"},
+    {"a", T_STRING, XOFF(a), NULL, 1, 65536, NULL, 0, "response 1"},
+    {"b", T_STRING, XOFF(b), NULL, 1, 65536, NULL, 0, "response 2"},
+    {"label", T_INT, XOFF(label), NULL, 1, 2, NULL, 0, "the better response: 1 or 2"},
+    {"rationale", T_STRING, XOFF(rationale), "", 0, 65536, NULL, 0,
+     "why (shown with chain of thought)"},
+};
+#define N_EXEMPLAR_KEYS ((int)(sizeof exemplar_keys / sizeof exemplar_keys[0]))
 
 /* The schema. Keys of one section stay together (the emitter relies on it). Entries leave the
  * T_MAPLIST fields out unless they need them. */
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const key_def schema[] = {
     {"run.name", T_STRING, OFF(run.name), NULL, 1, 64, NULL, F_IDENT,
      "name of the run; letters, digits, '.', '_', '-'"},
@@ -164,12 +174,97 @@ static const key_def schema[] = {
     MODEL_KEYS("judge.model", judge_model, "192", "4", "6", "6", "512", "320",
                "the judge (feedback LLM)"),
 
+    /* ---- the judge's prompt (keys of one section stay together: judge.model above) */
+    {"judge.preamble", T_STRING, OFF(judge.preamble),
+     "You are an expert summary rater. Given a piece of text and two of its possible summaries, "
+     "output 1 or 2 to indicate which summary is better.",
+     0, 65536, NULL, 0, "the instruction that opens every prompt (the paper's base preamble)"},
+    {"judge.preamble_file", T_STRING, OFF(judge.preamble_file), "", 0, 4096, NULL, 0,
+     "file whose text replaces judge.preamble (e.g. a detailed preamble); empty: none"},
+    {"judge.exemplars", T_MAPLIST, OFF(judge.exemplars), "", 0, 16, NULL, 0,
+     "few-shot exemplars after the preamble: context, a, b, label (1 or 2), optional rationale",
+     exemplar_keys, N_EXEMPLAR_KEYS, sizeof(config_exemplar)},
+    {"judge.template", T_STRING, OFF(judge.template_text),
+     "Text - {context}\nSummary 1 - {a}\nSummary 2 - {b}\n\n", 1, 65536, NULL, 0,
+     "one sample of the prompt, with {context}, {a} and {b}"},
+    {"judge.ending", T_STRING, OFF(judge.ending), "Preferred Summary=", 1, 4096, NULL, 0,
+     "text after the sample; the next token is read"},
+    {"judge.label_1", T_STRING, OFF(judge.label_1), "1", 1, 64, NULL, 0,
+     "text of the token that says response 1 is better (must be one token)"},
+    {"judge.label_2", T_STRING, OFF(judge.label_2), "2", 1, 64, NULL, 0,
+     "text of the token that says response 2 is better (must be one token)"},
+    {"judge.position_debias", T_BOOL, OFF(judge.position_debias), "true", 0, 0, NULL, 0,
+     "judge both orders of every pair and average the two distributions"},
+    {"judge.cot.enabled", T_BOOL, OFF(judge.cot.enabled), "false", 0, 0, NULL, 0,
+     "chain of thought: decode a rationale, append it and the ending, then read the label"},
+    {"judge.cot.ending", T_STRING, OFF(judge.cot.ending),
+     "Consider the coherence, accuracy, coverage, and overall quality of each summary and "
+     "explain which one is better.\n\nRationale:",
+     1, 4096, NULL, 0, "text after the sample that asks for the rationale"},
+    {"judge.cot.max_tokens", T_INT, OFF(judge.cot.max_tokens), "48", 1, 4096, NULL, 0,
+     "rationale tokens at most (it also ends at a newline or end of text)"},
+    {"judge.cot.temperature", T_FLOAT, OFF(judge.cot.temperature), "0", 0, 10, NULL, 0,
+     "rationale sampling temperature (0: greedy)"},
+    {"judge.cot.samples", T_INT, OFF(judge.cot.samples), "1", 1, 64, NULL, 0,
+     "rationales per order, their labels averaged (self-consistency; needs temperature > 0)"},
+    {"judge.principles", T_STRLIST, OFF(judge.principles), "", 0, 256, NULL, 0,
+     "constitution: one principle, drawn per pair, is added on a line after the preamble"},
+    {"judge.clamp.low", T_FLOAT, OFF(judge.clamp_low), "0", 0, 1, NULL, 0,
+     "the soft label is clamped into [low, high] (0 and 1: no clamp)"},
+    {"judge.clamp.high", T_FLOAT, OFF(judge.clamp_high), "1", 0, 1, NULL, 0,
+     "upper end of the clamp band"},
+    {"judge.mode", T_ENUM, OFF(judge.mode), "preference", 0, 0, "preference|score", 0,
+     "preference: which of two responses is better; score: rate one response 1..10 (d-RLAIF)"},
+    {"judge.score.preamble", T_STRING, OFF(judge.score.preamble),
+     "You are an expert summary rater. Given a piece of text and a summary of it, rate the "
+     "summary from 1 (worst) to 10 (best).",
+     0, 65536, NULL, 0, "score mode: the instruction"},
+    {"judge.score.template", T_STRING, OFF(judge.score.template_text),
+     "Text - {context}\nSummary - {response}\n\n", 1, 65536, NULL, 0,
+     "score mode: one sample, with {context} and {response}"},
+    {"judge.score.ending", T_STRING, OFF(judge.score.ending), "Score (1-10)=", 1, 4096, NULL, 0,
+     "score mode: text after the sample; the score's tokens are read next"},
+    {"judge.batch_pairs", T_INT, OFF(judge.batch_pairs), "8", 1, 4096, NULL, 0,
+     "pairs per batch rank 0 deals to a judge rank (and per forward pass)"},
+
     /* ---- stages */
     OPTIM_KEYS("sft", sft, "600", "32", "3e-3", "30", "supervised fine-tuning of the policy"),
+    {"sft.train_ranks", T_INT, OFF(sft_opts.train_ranks), "0", 0, 1 << 20, NULL, 0,
+     "worker ranks that train data-parallel: the policy ranks, then judge and reward ranks "
+     "(0: the policy ranks only)"},
+    {"sft.prompt_loss", T_FLOAT, OFF(sft_opts.prompt_loss), "0.5", 0, 1, NULL, 0,
+     "loss weight of the document tokens (language modelling on the task's text; the summary "
+     "weighs 1)"},
+    {"sft.max_new_tokens", T_INT, OFF(sft_opts.max_new_tokens), "48", 1, 4096, NULL, 0,
+     "summary tokens at most when the policy samples"},
+    {"sft.eval_docs", T_INT, OFF(sft_opts.eval_docs), "500", 0, 1e8, NULL, 0,
+     "test documents the SFT policy summarises for sft_gold_score_mean"},
+    {"sft.eval_temperature", T_FLOAT, OFF(sft_opts.eval_temperature), "0", 0, 10, NULL, 0,
+     "sampling temperature of that evaluation (0: greedy)"},
     OPTIM_KEYS("judge_sft.pretrain", judge_sft.pretrain, "600", "32", "2e-3", "30",
                "judge language-model pretraining on the task corpus"),
     OPTIM_KEYS("judge_sft.finetune", judge_sft.finetune, "300", "32", "1e-3", "20",
                "judge fine-tuning on the gold-labelled comparisons"),
+    {"judge_sft.train_ranks", T_INT, OFF(judge_sft.train_ranks), "0", 0, 1 << 20, NULL, 0,
+     "worker ranks that train data-parallel: the judge ranks, then policy and reward ranks "
+     "(0: the judge ranks only)"},
+    {"judge_sft.prompt_loss", T_FLOAT, OFF(judge_sft.prompt_loss), "0", 0, 1, NULL, 0,
+     "finetune: loss weight of the prompt's tokens (language modelling of the comparisons' texts; "
+     "the label token weighs 1)"},
+    {"judge_sft.eval_pairs", T_INT, OFF(judge_sft.eval_pairs), "1000", 0, 1e8, NULL, 0,
+     "held-out comparisons (test documents) for judge_alignment_gold"},
+    {"label.source", T_ENUM, OFF(label.source), "policy", 0, 0, "policy|file", 0,
+     "policy: the policy ranks sample two responses per prompt; file: label.pairs_file"},
+    {"label.pairs_file", T_STRING, OFF(label.pairs_file), "", 0, 4096, NULL, 0,
+     "JSONL of {\"context\", \"a\", \"b\"} rows (label.source: file)"},
+    {"label.pairs", T_INT, OFF(label.pairs), "4000", 0, 1e8, NULL, 0,
+     "pairs to label (prompt i is training document i mod task.n_train; file: 0 = every row)"},
+    {"label.temperature", T_FLOAT, OFF(label.temperature), "1.0", 0, 10, NULL, 0,
+     "sampling temperature of the candidate responses"},
+    {"label.top_p", T_FLOAT, OFF(label.top_p), "1.0", 0, 1, NULL, 0,
+     "nucleus sampling of the candidates (1: off)"},
+    {"label.max_new_tokens", T_INT, OFF(label.max_new_tokens), "48", 1, 4096, NULL, 0,
+     "tokens per candidate response at most"},
 
     /* ---- stage reward */
     {"reward.init", T_STRING, OFF(reward.init), "sft", 1, 4096, NULL, 0,
@@ -1026,6 +1121,7 @@ static void check_reward_rl_eval(loader *ld) {
             add_err(ld, p.line, p.col, "'eval.judge' = true needs at least one judge rank (ranks.judge)");
     }
 }
+static void validate_stage_keys(loader *ld);
 
 static void validate_semantics(loader *ld) {
     config *c = ld->cfg;
@@ -1046,6 +1142,168 @@ static void validate_semantics(loader *ld) {
         add_err(ld, p.line, p.col, "the deck asks for no worker ranks: give at least one of "
                                    "ranks.judge, ranks.reward, ranks.policy");
     }
+    validate_stage_keys(ld);
+}
+
+/* The position of a key for a message: where it was set, else its innermost section in the
+ * deck, else the stages list (the reason the key matters). */
+static config_pos key_or_section_pos(loader *ld, const char *path) {
+    config_pos p = config_key_pos(ld->cfg, path);
+    if (!p.line) {
+        int have_section = 0;
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *dot = strrchr(buf, '.'); dot && !have_section; dot = strrchr(buf, '.')) {
+            *dot = '\0';
+            for (int i = 0; i < ld->n_sect; i++) have_section |= !strcmp(ld->sect_path[i], buf);
+        }
+        p = have_section ? section_pos(ld, path) : config_key_pos(ld->cfg, "stages");
+    }
+    if (!p.line) p = (config_pos){1, 1};
+    return p;
+}
+
+/* Rules of the judge, sft, judge_sft and label sections. */
+static void validate_stage_keys(loader *ld) {
+    config *c = ld->cfg;
+    int workers = c->ranks.judge + c->ranks.reward + c->ranks.policy;
+    int has_sft = config_has_stage(c, STAGE_SFT), has_jsft = config_has_stage(c, STAGE_JUDGE_SFT);
+    int has_label = config_has_stage(c, STAGE_LABEL);
+    config_pos p;
+    /* the ranks that train: the role's own, or train_ranks of all the workers */
+    struct {
+        int on;
+        const char *key, *batch_key, *role_key;
+        int train_ranks, role_ranks;
+        int batches[2];
+        const char *batch_keys[2];
+        int n_batches;
+    } tr[2] = {
+        {has_sft, "sft.train_ranks", "sft.batch", "ranks.policy", c->sft_opts.train_ranks,
+         c->ranks.policy, {c->sft.batch, 0}, {"sft.batch", NULL}, 1},
+        {has_jsft, "judge_sft.train_ranks", NULL, "ranks.judge", c->judge_sft.train_ranks,
+         c->ranks.judge, {c->judge_sft.pretrain.batch, c->judge_sft.finetune.batch},
+         {"judge_sft.pretrain.batch", "judge_sft.finetune.batch"}, 2},
+    };
+    for (int i = 0; i < 2; i++) {
+        if (!tr[i].on) continue;
+        int n = tr[i].train_ranks ? tr[i].train_ranks : tr[i].role_ranks;
+        if (tr[i].train_ranks > workers) {
+            p = key_or_section_pos(ld, tr[i].key);
+            add_err(ld, p.line, p.col,
+                    "'%s' = %d is more than the %d worker ranks the deck has (ranks.judge + "
+                    "ranks.reward + ranks.policy)",
+                    tr[i].key, tr[i].train_ranks, workers);
+            continue;
+        }
+        if (n == 0) {
+            p = key_or_section_pos(ld, tr[i].role_key);
+            add_err(ld, p.line, p.col,
+                    "stage %s needs ranks to train on: '%s' is 0 and '%s' is 0 (give that role a "
+                    "rank, or set %s)",
+                    i == 0 ? "sft" : "judge_sft", tr[i].role_key, tr[i].key, tr[i].key);
+            continue;
+        }
+        for (int b = 0; b < tr[i].n_batches; b++)
+            if (tr[i].batches[b] % n) {
+                p = key_or_section_pos(ld, tr[i].batch_keys[b]);
+                add_err(ld, p.line, p.col,
+                        "'%s' = %d must be a multiple of the %d rank%s that train it (%s)",
+                        tr[i].batch_keys[b], tr[i].batches[b], n, n == 1 ? "" : "s",
+                        tr[i].train_ranks ? tr[i].key : tr[i].role_key);
+            }
+    }
+    /* (a pairs file with label.pairs: 0 is labelled whole; its size is only known at run time) */
+    int label_count_known = !(c->label.source == CONFIG_LABEL_FILE && c->label.pairs == 0);
+    if (has_jsft && c->task.name == 0 && label_count_known &&
+        (long)c->task.judge_pairs * 10 > (long)c->label.pairs) {
+        p = key_or_section_pos(ld, "task.judge_pairs");
+        add_err(ld, p.line, p.col,
+                "'task.judge_pairs' = %d is more than a tenth of label.pairs = %d: the feedback "
+                "model's gold labels must be at most a tenth of the AI labels (the point of "
+                "RLAIF); lower it or raise label.pairs",
+                c->task.judge_pairs, c->label.pairs);
+    }
+    if (has_jsft && c->task.name != 0) {
+        p = config_key_pos(c, "stages");
+        add_err(ld, p.line, p.col,
+                "stage judge_sft fine-tunes on the built-in task's gold comparisons; it needs "
+                "task.name: summaries");
+    }
+    if (has_sft && c->task.name != 0) {
+        p = config_key_pos(c, "stages");
+        add_err(ld, p.line, p.col,
+                "stage sft trains on the built-in task's data; it needs task.name: summaries");
+    }
+    if (has_label) {
+        if (c->ranks.judge < 1) {
+            p = key_or_section_pos(ld, "ranks.judge");
+            add_err(ld, p.line, p.col, "stage label needs at least one judge rank (ranks.judge)");
+        }
+        if (c->label.source == CONFIG_LABEL_POLICY) {
+            if (c->ranks.policy < 1) {
+                p = key_or_section_pos(ld, "ranks.policy");
+                add_err(ld, p.line, p.col,
+                        "label.source: policy needs at least one policy rank to sample the pairs "
+                        "(ranks.policy), or use label.source: file");
+            }
+            if (c->task.name != 0) {
+                p = key_or_section_pos(ld, "label.source");
+                add_err(ld, p.line, p.col,
+                        "label.source: policy takes its prompts from the built-in task; with "
+                        "task.name: none use label.source: file");
+            }
+            if (c->label.pairs < 1) {
+                p = key_or_section_pos(ld, "label.pairs");
+                add_err(ld, p.line, p.col,
+                        "'label.pairs' = 0 means every row of the pairs file; with label.source: "
+                        "policy give the number of pairs to sample");
+            }
+        } else if (!c->label.pairs_file[0]) {
+            p = key_or_section_pos(ld, "label.source");
+            add_err(ld, p.line, p.col, "label.source: file needs label.pairs_file");
+        }
+    }
+    if (c->judge.cot.samples > 1 && c->judge.cot.temperature <= 0) {
+        p = key_or_section_pos(ld, "judge.cot.samples");
+        add_err(ld, p.line, p.col,
+                "'judge.cot.samples' = %d needs judge.cot.temperature > 0: greedy rationales "
+                "would all be the same",
+                c->judge.cot.samples);
+    }
+    if (c->judge.clamp_low >= c->judge.clamp_high) {
+        p = key_or_section_pos(ld, "judge.clamp.low");
+        add_err(ld, p.line, p.col, "judge.clamp.low = %g must be below judge.clamp.high = %g",
+                c->judge.clamp_low, c->judge.clamp_high);
+    }
+    if (config_key_pos(c, "judge.preamble").line && c->judge.preamble_file[0]) {
+        p = config_key_pos(c, "judge.preamble_file");
+        add_err(ld, p.line, p.col,
+                "give judge.preamble or judge.preamble_file, not both (the file replaces the "
+                "text)");
+    }
+    if (c->judge.mode == 1 && c->judge.exemplars.n) {
+        p = config_key_pos(c, "judge.exemplars");
+        add_err(ld, p.line, p.col,
+                "judge.exemplars are comparisons; judge.mode: score does not use them");
+    }
+    if (!strcmp(c->judge.label_1, c->judge.label_2)) {
+        p = key_or_section_pos(ld, "judge.label_2");
+        add_err(ld, p.line, p.col, "judge.label_1 and judge.label_2 are both '%s'",
+                c->judge.label_1);
+    }
+    static const char *const need[3] = {"{context}", "{a}", "{b}"};
+    for (int i = 0; i < 3; i++)
+        if (!strstr(c->judge.template_text, need[i])) {
+            p = key_or_section_pos(ld, "judge.template");
+            add_err(ld, p.line, p.col, "judge.template has no %s", need[i]);
+        }
+    static const char *const need_s[2] = {"{context}", "{response}"};
+    for (int i = 0; i < 2; i++)
+        if (!strstr(c->judge.score.template_text, need_s[i])) {
+            p = key_or_section_pos(ld, "judge.score.template");
+            add_err(ld, p.line, p.col, "judge.score.template has no %s", need_s[i]);
+        }
 }
 
 /* ------------------------------------------------------------------ public */

@@ -44,11 +44,14 @@ void err_clear(rl_err *e) {
     e->msg[0] = '\0';
 }
 
-int err_exit_status(int code) { return code == ERR_OK ? 0 : (code == ERR_INPUT || code == ERR_STATE) ? 2 : 1; }
+int err_exit_status(int code) {
+    return code == ERR_OK ? 0 : (code == ERR_INPUT || code == ERR_STATE) ? 2 : 1;
+}
 
 static void oom(size_t n, const char *file, int line) {
-    fprintf(stderr, "rlaif: out of memory allocating %zu bytes at %s:%d; lower the model or batch "
-                    "size, or run fewer ranks per node\n",
+    fprintf(stderr,
+            "rlaif: out of memory allocating %zu bytes at %s:%d; lower the model or batch "
+            "size, or run fewer ranks per node\n",
             n, file, line);
     exit(3);
 }

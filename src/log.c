@@ -34,14 +34,23 @@ void log_setup(int rank, const char *role) {
     snprintf(g_log.role, sizeof g_log.role, "%s", role ? role : "main");
     if (g_log.t0 < 0) g_log.t0 = log_now();
     const char *mode = getenv("RLAIF_PROGRESS");
-    if (mode && strcmp(mode, "live") == 0) g_log.live_ok = 1;
-    else if (mode && strcmp(mode, "lines") == 0) g_log.live_ok = 0;
-    else g_log.live_ok = isatty(STDERR_FILENO);
+    if (mode && strcmp(mode, "live") == 0)
+        g_log.live_ok = 1;
+    else if (mode && strcmp(mode, "lines") == 0)
+        g_log.live_ok = 0;
+    else
+        g_log.live_ok = isatty(STDERR_FILENO);
 }
 
-void log_set_level(int level) { g_log.level = level; }
-int log_get_level(void) { return g_log.level; }
-void log_set_progress_interval(double seconds) { g_log.progress_every = seconds > 0 ? seconds : 10.0; }
+void log_set_level(int level) {
+    g_log.level = level;
+}
+int log_get_level(void) {
+    return g_log.level;
+}
+void log_set_progress_interval(double seconds) {
+    g_log.progress_every = seconds > 0 ? seconds : 10.0;
+}
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -51,7 +60,9 @@ int log_level_parse(const char *s) {
     return -1;
 }
 
-const char *log_level_name(int level) { return level >= 0 && level < 4 ? level_names[level] : "?"; }
+const char *log_level_name(int level) {
+    return level >= 0 && level < 4 ? level_names[level] : "?";
+}
 
 static void prefix(char *buf, size_t n) {
     if (g_log.t0 < 0) g_log.t0 = log_now();
@@ -78,10 +89,14 @@ void log_msg(int level, const char *fmt, ...) {
 }
 
 static void fmt_duration(double s, char *buf, size_t n) {
-    if (s < 0 || s > 1e7) snprintf(buf, n, "?");
-    else if (s < 60) snprintf(buf, n, "%.0fs", s);
-    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+    if (s < 0 || s > 1e7)
+        snprintf(buf, n, "?");
+    else if (s < 60)
+        snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
 static void progress_print(log_progress *p, int final, const char *extra) {
@@ -103,8 +118,10 @@ static void progress_print(log_progress *p, int final, const char *extra) {
     else
         snprintf(line, sizeof line, "%s %s: %ld %s, %.2f %s/s, %s%s%s", pre, p->what, p->done,
                  p->unit, rate, p->unit, elapsed, extra ? ", " : "", extra ? extra : "");
-    if (p->live) fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
-    else fprintf(stderr, "%s\n", line);
+    if (p->live)
+        fprintf(stderr, "\r\033[K%s%s", line, final ? "\n" : "");
+    else
+        fprintf(stderr, "%s\n", line);
     fflush(stderr);
     p->last = now;
 }

@@ -12,13 +12,17 @@ static const struct {
     const char *usage;
 } commands[] = {
     {"run", cli_run, "run DECK [--resume] [--force] [-v|-q]   run the stages of an input deck"},
-    {"check", cli_check, "check DECK | check --schema            validate a deck, print it with defaults"},
-    {"inspect", cli_inspect, "inspect FILE.gguf                       architecture, tensors, tokenizer"},
+    {"check", cli_check,
+     "check DECK | check --schema            validate a deck, print it with defaults"},
+    {"inspect", cli_inspect,
+     "inspect FILE.gguf                       architecture, tensors, tokenizer"},
     {"tokenize", cli_tokenize, "tokenize --model FILE.gguf [--bos]      stdin text -> token ids"},
-    {"logits", cli_logits, "logits --model F --ids-file I --out O   raw float32 logits of one forward pass"},
+    {"logits", cli_logits,
+     "logits --model F --ids-file I --out O   raw float32 logits of one forward pass"},
     {"generate", cli_generate, "generate --model F --prompt TEXT [...]  sample a continuation"},
     {"export", cli_export, "export ...                              write a trained model as GGUF"},
-    {"task", cli_task, "task sample|score|stats|corpus|pairs    the built-in task and its gold rater"},
+    {"task", cli_task,
+     "task sample|score|stats|corpus|pairs    the built-in task and its gold rater"},
     {"bench", cli_bench, "bench sgemm|train|decode [...]          throughput figures"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
@@ -39,7 +43,8 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return 0;
     }

@@ -7,7 +7,9 @@
 
 #include "err.h"
 
-void msg_init(msg_writer *w) { memset(w, 0, sizeof *w); }
+void msg_init(msg_writer *w) {
+    memset(w, 0, sizeof *w);
+}
 void msg_free(msg_writer *w) {
     free(w->buf);
     memset(w, 0, sizeof *w);
@@ -30,8 +32,12 @@ static void put_u64(msg_writer *w, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
 
-void msg_put_i32(msg_writer *w, int32_t v) { put_u64(w, (uint32_t)v, 4); }
-void msg_put_i64(msg_writer *w, int64_t v) { put_u64(w, (uint64_t)v, 8); }
+void msg_put_i32(msg_writer *w, int32_t v) {
+    put_u64(w, (uint32_t)v, 4);
+}
+void msg_put_i64(msg_writer *w, int64_t v) {
+    put_u64(w, (uint64_t)v, 8);
+}
 void msg_put_f32(msg_writer *w, float v) {
     uint32_t u;
     memcpy(&u, &v, 4);
@@ -77,8 +83,12 @@ static uint64_t get_u64(msg_reader *r, int bytes) {
     return v;
 }
 
-int32_t msg_get_i32(msg_reader *r) { return (int32_t)(uint32_t)get_u64(r, 4); }
-int64_t msg_get_i64(msg_reader *r) { return (int64_t)get_u64(r, 8); }
+int32_t msg_get_i32(msg_reader *r) {
+    return (int32_t)(uint32_t)get_u64(r, 4);
+}
+int64_t msg_get_i64(msg_reader *r) {
+    return (int64_t)get_u64(r, 8);
+}
 float msg_get_f32(msg_reader *r) {
     uint32_t u = (uint32_t)get_u64(r, 4);
     float v;

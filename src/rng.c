@@ -64,9 +64,13 @@ uint32_t rng_below(rng *r, uint32_t n) {
     return (uint32_t)(m >> 32);
 }
 
-float rng_uniform(rng *r) { return (float)(rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+float rng_uniform(rng *r) {
+    return (float)(rng_u32(r) >> 8) * (1.0f / 16777216.0f);
+}
 
-double rng_uniform_double(rng *r) { return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+double rng_uniform_double(rng *r) {
+    return (double)(rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 float rng_normal(rng *r) {
     double u1 = 1.0 - rng_uniform_double(r); /* (0, 1] so the log is finite */

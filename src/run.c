@@ -518,7 +518,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 /* --force: removes what rlaif itself writes in out_dir, nothing else. */
 static int clear_run_dir(const char *out_dir, rl_err *e) {
-    static const char *const files[] = {"metrics.h5", "labels.h5"};
+    static const char *const files[] = {"metrics.h5", "labels.h5", "labels.h5.journal"};
     static const char *const dirs[] = {"ckpt", "models"};
     char p[4200];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {

@@ -15,9 +15,9 @@
 
 /* One entry per enum config_stage. */
 static const stage_fn stage_table[STAGE_COUNT] = {
-    [STAGE_SFT] = stage_sft,       [STAGE_JUDGE_SFT] = stage_judge_sft,
-    [STAGE_LABEL] = stage_label,   [STAGE_REWARD] = stage_reward,
-    [STAGE_RL] = stage_rl,         [STAGE_EVAL] = stage_eval,
+    [STAGE_SFT] = stage_sft,     [STAGE_JUDGE_SFT] = stage_judge_sft,
+    [STAGE_LABEL] = stage_label, [STAGE_REWARD] = stage_reward,
+    [STAGE_RL] = stage_rl,       [STAGE_EVAL] = stage_eval,
 };
 
 int stage_check_available(const config *cfg, rl_err *e) {

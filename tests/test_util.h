@@ -34,8 +34,9 @@ static inline const char *test_tmpdir(const char *name) {
         double a_ = (double)(a), b_ = (double)(b);                                                 \
         double d_ = a_ > b_ ? a_ - b_ : b_ - a_;                                                   \
         double tol_ = (atol) + (rtol) * (b_ < 0 ? -b_ : b_);                                       \
-        if (!(d_ <= tol_)) fail_msg("%s = %.9g, expected %s = %.9g (|diff| %.3g > tol %.3g)", #a,  \
-                                    a_, #b, b_, d_, tol_);                                         \
+        if (!(d_ <= tol_))                                                                         \
+            fail_msg("%s = %.9g, expected %s = %.9g (|diff| %.3g > tol %.3g)", #a, a_, #b, b_, d_, \
+                     tol_);                                                                        \
     } while (0)
 
 #ifdef RLAIF_MPI_TEST

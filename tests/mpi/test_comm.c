@@ -78,7 +78,8 @@ static void test_waiting_rank_sleeps(void **state) {
     } else if (rank == 1) {
         double w0 = log_now(), c0 = log_cpu_seconds();
         int token = 0;
-        assert_int_equal(comm_recv(&token, 1, MPI_INT, 0, TAG_CONTROL, MPI_COMM_WORLD, NULL), ERR_OK);
+        assert_int_equal(comm_recv(&token, 1, MPI_INT, 0, TAG_CONTROL, MPI_COMM_WORLD, NULL),
+                         ERR_OK);
         double wall = log_now() - w0, cpu = log_cpu_seconds() - c0;
         assert_int_equal(token, 42);
         assert_true(wall > 1.9);
@@ -106,10 +107,8 @@ static void test_waiting_rank_sleeps(void **state) {
 
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_role_split),
-        cmocka_unit_test(test_split_two_policy),
-        cmocka_unit_test(test_size_mismatch),
-        cmocka_unit_test(test_chunked_allreduce),
+        cmocka_unit_test(test_role_split),          cmocka_unit_test(test_split_two_policy),
+        cmocka_unit_test(test_size_mismatch),       cmocka_unit_test(test_chunked_allreduce),
         cmocka_unit_test(test_waiting_rank_sleeps),
     };
     return mpi_test_main(argc, argv, tests, sizeof tests / sizeof tests[0], "comm");

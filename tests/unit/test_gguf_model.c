@@ -69,8 +69,8 @@ static void test_reference_config_and_weights(void **state) {
     (void)state;
     char path[1100];
     if (!ref_path(path, sizeof path)) {
-        printf("# SKIP: ../shared is absent\n");
-        skip();
+        printf("ok - %s # SKIP ../shared is absent\n", __func__);
+        return;
     }
     gguf_file *f;
     rl_err e = {0};
@@ -116,8 +116,8 @@ static void test_export_import(void **state) {
     (void)state;
     char path[1100];
     if (!ref_path(path, sizeof path)) {
-        printf("# SKIP: ../shared is absent\n");
-        skip();
+        printf("ok - %s # SKIP ../shared is absent\n", __func__);
+        return;
     }
     gguf_file *rf;
     rl_err e = {0};
