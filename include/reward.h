@@ -189,6 +189,12 @@ int reward_model_save(const char *path, const char *name, const model *m,
 int reward_model_load(const char *path, int max_seq, model *m, struct tokenizer **tok,
                       reward_norm *norm, int *has_head, rl_err *e);
 
+/* The tokens of a prompt as the policy saw it when it sampled (the SFT stage's encoding,
+ * include/task_lm.h): reward, rl and eval all encode prompts through this one function. *ids is
+ * malloc'd. */
+int reward_prompt_tokens(const struct tokenizer *tok, const char *prompt, int **ids, int *n,
+                         rl_err *e);
+
 /* The labelled pairs of a labels.h5 (docs/RUNFILES.md): rows with done == 1, in row order. */
 typedef struct reward_labels {
     long n;    /* labelled rows read */

@@ -17,6 +17,7 @@
 #include "gguf_model.h"
 #include "h5io.h"
 #include "reward.h"
+#include "task_lm.h"
 #include "tokenizer.h"
 
 /* ------------------------------------------------------------------ GGUF with a scalar head */
@@ -142,6 +143,10 @@ done:
         if (tok && *tok) tokenizer_free(*tok), *tok = NULL;
     }
     return rc;
+}
+
+int reward_prompt_tokens(const tokenizer *tok, const char *prompt, int **ids, int *n, rl_err *e) {
+    return task_lm_encode(tok, prompt, 1, ids, n, e);
 }
 
 /* ------------------------------------------------------------------ labels.h5 */
