@@ -236,7 +236,7 @@ typedef struct side {
     double *p; /* (mine) judge P(trained better) */
 } side;
 
-static int eval_work(run_ctx *ctx, const stage_group *g, const int *judges, int n_judges,
+static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges, int n_judges,
                      rl_err *e) {
     const config *cfg = &ctx->cfg;
     int lead = g->rank == 0, rc;
@@ -434,7 +434,7 @@ int stage_eval(run_ctx *ctx, int64_t from_step, rl_err *e) {
     int *judges = xmalloc(sizeof(int) * (size_t)(J > 0 ? J : 1));
     for (int j = 0; j < J; j++) judges[j] = comm_world_rank(cc, ROLE_JUDGE, j);
     if (g.member) {
-        rc = eval_work(ctx, &g, judges, J, e);
+        rc = stage_eval_work(ctx, &g, judges, J, e);
     } else if (cc->role == ROLE_JUDGE && J > 0) {
         int nc = 0;
         for (int i = cc->role_rank; i < g.size; i += J) nc++;
