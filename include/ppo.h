@@ -87,8 +87,8 @@ double ppo_kl_loss(size_t n, const float *mask, const float *logp, const float *
 
 /* Entropy bonus: returns -coef * scale * sum H over the mask and writes dH = -coef * scale
  * (0 off the mask) into dent (n). */
-double ppo_entropy_bonus(size_t n, const float *mask, const float *entropy, float coef,
-                         float scale, float *dent);
+double ppo_entropy_bonus(size_t n, const float *mask, const float *entropy, float coef, float scale,
+                         float *dent);
 
 /* Adaptive KL controller (Ziegler et al. 2019): after an iteration of n_seqs responses with
  * mean KL kl per response,

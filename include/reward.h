@@ -65,12 +65,12 @@ int reward_data_split(reward_data *d, double fraction, uint64_t seed);
 /* ------------------------------------------------------------------ training */
 
 typedef struct reward_train_cfg {
-    int loss;          /* enum reward_loss_kind */
-    double margin;     /* bt_margin */
-    int batch;         /* pairs per step over all ranks; a multiple of the rank count */
-    long steps;        /* optimiser steps in all */
+    int loss;           /* enum reward_loss_kind */
+    double margin;      /* bt_margin */
+    int batch;          /* pairs per step over all ranks; a multiple of the rank count */
+    long steps;         /* optimiser steps in all */
     optim_config optim; /* total_steps = steps */
-    uint64_t seed;     /* data order */
+    uint64_t seed;      /* data order */
 } reward_train_cfg;
 
 typedef struct reward_trainer {
@@ -97,7 +97,7 @@ typedef struct reward_step_stats {
     double loss;     /* mean over the global batch */
     double accuracy; /* share of non-tied pairs whose sign of d matches argmax p */
     double grad_norm, lr;
-    double margin;   /* mean |d| */
+    double margin; /* mean |d| */
 } reward_step_stats;
 
 /* One optimiser step on the global batch of step t->opt.step (collective over comm). ERR_NUMERIC
@@ -121,7 +121,7 @@ typedef struct reward_val_stats {
     double n, loss;            /* validation pairs, mean loss (soft cross-entropy on p) */
     double acc_label, n_label; /* agreement with argmax p (ties left out) and pairs counted */
     double acc_ref[REWARD_N_REFS], n_ref[REWARD_N_REFS]; /* agreement with each ref[] */
-    double mean, std;          /* of the scores of all validation responses */
+    double mean, std; /* of the scores of all validation responses */
 } reward_val_stats;
 
 /* Scores every validation pair (rank r of comm takes pairs r, r+R, ...) and sums the figures

@@ -8,18 +8,24 @@
 double ppo_kl_est(double logp, double logp_ref, int estimator) {
     double d = logp - logp_ref;
     switch (estimator) {
-    case PPO_KL_K2: return 0.5 * d * d;
-    case PPO_KL_K3: return expm1(-d) + d; /* exp(-d) - 1 + d without cancellation near 0 */
-    default: return d;
+    case PPO_KL_K2:
+        return 0.5 * d * d;
+    case PPO_KL_K3:
+        return expm1(-d) + d; /* exp(-d) - 1 + d without cancellation near 0 */
+    default:
+        return d;
     }
 }
 
 double ppo_kl_est_grad(double logp, double logp_ref, int estimator) {
     double d = logp - logp_ref;
     switch (estimator) {
-    case PPO_KL_K2: return d;
-    case PPO_KL_K3: return -expm1(-d); /* 1 - exp(-d) */
-    default: return 1.0;
+    case PPO_KL_K2:
+        return d;
+    case PPO_KL_K3:
+        return -expm1(-d); /* 1 - exp(-d) */
+    default:
+        return 1.0;
     }
 }
 
@@ -176,14 +182,14 @@ double ppo_kl_loss(size_t n, const float *mask, const float *logp, const float *
         if (mask[i] == 0.0f) continue;
         total += ppo_kl_est(logp[i], logp_ref[i], estimator);
         if (dlogp)
-            dlogp[i] += (float)((double)coef * scale *
-                                ppo_kl_est_grad(logp[i], logp_ref[i], estimator));
+            dlogp[i] +=
+                (float)((double)coef * scale * ppo_kl_est_grad(logp[i], logp_ref[i], estimator));
     }
     return (double)coef * scale * total;
 }
 
-double ppo_entropy_bonus(size_t n, const float *mask, const float *entropy, float coef,
-                         float scale, float *dent) {
+double ppo_entropy_bonus(size_t n, const float *mask, const float *entropy, float coef, float scale,
+                         float *dent) {
     double total = 0;
     for (size_t i = 0; i < n; i++) {
         int on = mask[i] != 0.0f;

@@ -14,7 +14,9 @@
 #include "rng.h"
 
 /* log s(x) without overflow: -log(1 + e^-x) */
-static double log_sigmoid(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+static double log_sigmoid(double x) {
+    return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x));
+}
 static double sigmoid(double x) {
     if (x >= 0) return 1.0 / (1.0 + exp(-x));
     double z = exp(x);
@@ -100,7 +102,8 @@ int reward_trainer_init(reward_trainer *t, model *m, const reward_data *d,
         if (d->len_a[i] < 1 || d->len_b[i] < 1)
             return err_set(e, ERR_INPUT, "reward: pair %d has an empty sequence", i);
     }
-    if (t->n_train == 0) return err_set(e, ERR_INPUT, "reward: no training pairs (all are validation)");
+    if (t->n_train == 0)
+        return err_set(e, ERR_INPUT, "reward: no training pairs (all are validation)");
     if (T > m->cfg.max_seq)
         return err_set(e, ERR_INPUT,
                        "reward: a pair has a sequence of %d tokens, longer than the model's "
@@ -192,9 +195,11 @@ int reward_trainer_step(reward_trainer *t, MPI_Comm comm, reward_step_stats *st,
     comm_allreduce_max_int(&bad, comm);
     if (bad) return rc ? rc : err_set(e, ERR_INTERNAL, "reward: a step failed on another rank");
     if ((rc = model_allreduce_grads(m, comm, e))) return rc;
-    if (comm_allreduce_sum_f64(sums, 5, comm)) return err_set(e, ERR_MPI, "reward: allreduce failed");
+    if (comm_allreduce_sum_f64(sums, 5, comm))
+        return err_set(e, ERR_MPI, "reward: allreduce failed");
     if (!isfinite(sums[0]))
-        return err_set(e, ERR_NUMERIC, "reward: the loss is not finite at step %ld", t->opt.step + 1);
+        return err_set(e, ERR_NUMERIC, "reward: the loss is not finite at step %ld",
+                       t->opt.step + 1);
     optim_stats os;
     if ((rc = optim_step(&t->opt, m, &os, e))) return rc;
     if (st) {
@@ -288,10 +293,12 @@ int reward_validate(const model *m, reward_scorer *s, const reward_data *d,
             v[0] += 1;
             v[1] += reward_pair_loss(REWARD_SOFT_CE, diff, p, 0, &dd);
             if (p != 0.5) v[2] += (diff > 0) == (p > 0.5), v[3] += 1;
-            for (int q = 0; q < 2; q++) v[4] += sc[2 * i + q], v[5] += (double)sc[2 * i + q] * sc[2 * i + q];
+            for (int q = 0; q < 2; q++)
+                v[4] += sc[2 * i + q], v[5] += (double)sc[2 * i + q] * sc[2 * i + q];
             for (int r = 0; r < REWARD_N_REFS; r++) {
                 const int8_t *ref = refs ? refs[r] : NULL;
-                if (ref && ref[mine[i]]) v[6 + 2 * r] += (diff > 0) == (ref[mine[i]] == 1), v[7 + 2 * r] += 1;
+                if (ref && ref[mine[i]])
+                    v[6 + 2 * r] += (diff > 0) == (ref[mine[i]] == 1), v[7 + 2 * r] += 1;
             }
         }
     }
@@ -403,7 +410,8 @@ int reward_client_recv(reward_request *r, int n, float *scores, rl_err *e) {
     int32_t status = msg_get_i32(&rd);
     size_t got = 0;
     float *s = NULL;
-    if (status == ERR_OK) s = msg_get_f32s(&rd, &got, (size_t)n);
+    if (status == ERR_OK)
+        s = msg_get_f32s(&rd, &got, (size_t)n);
     else {
         char *text = msg_get_str(&rd);
         rc = err_set(e, status, "rank %d could not score: %s", r->server, text);
@@ -488,8 +496,10 @@ int reward_serve(const int *clients, int n_clients, reward_score_fn fn, void *us
         float *scores = xmalloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
         if (!rc) rc = fn(user, n, (const int32_t *const *)seqs, lens, plens, scores, &e2);
         msg_put_i32(&w, rc);
-        if (rc) msg_put_str(&w, e2.msg);
-        else msg_put_f32s(&w, scores, (size_t)n);
+        if (rc)
+            msg_put_str(&w, e2.msg);
+        else
+            msg_put_f32s(&w, scores, (size_t)n);
         if (!rd.bad) {
             s.requests++;
             s.sequences += n;

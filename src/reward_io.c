@@ -24,11 +24,12 @@
 
 int reward_model_save(const char *path, const char *name, const model *m, const tokenizer *tok,
                       const reward_norm *norm, rl_err *e) {
-    if (!m->cfg.scalar_head) return err_set(e, ERR_INTERNAL, "%s: the model has no scalar head", path);
+    if (!m->cfg.scalar_head)
+        return err_set(e, ERR_INTERNAL, "%s: the model has no scalar head", path);
     char body[4200];
     snprintf(body, sizeof body, "%s.body", path);
-    int rc = gguf_model_export(body, name, &m->cfg, m->tensors, m->n_tensors, m->params, tok,
-                               NULL, GGML_TYPE_F32, e);
+    int rc = gguf_model_export(body, name, &m->cfg, m->tensors, m->n_tensors, m->params, tok, NULL,
+                               GGML_TYPE_F32, e);
     if (rc) return rc;
     gguf_file *f = NULL;
     if ((rc = gguf_open(body, &f, e))) {
@@ -45,8 +46,11 @@ int reward_model_save(const char *path, const char *name, const model *m, const 
         if (!rc) rc = gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, bufs[i], e);
     }
     uint64_t ne_w[1] = {(uint64_t)m->cfg.dim}, ne_b[1] = {1};
-    if (!rc) rc = gguf_writer_add_tensor(w, "score_head.weight", GGML_TYPE_F32, 1, ne_w, m->p.score_w, e);
-    if (!rc) rc = gguf_writer_add_tensor(w, "score_head.bias", GGML_TYPE_F32, 1, ne_b, m->p.score_b, e);
+    if (!rc)
+        rc =
+            gguf_writer_add_tensor(w, "score_head.weight", GGML_TYPE_F32, 1, ne_w, m->p.score_w, e);
+    if (!rc)
+        rc = gguf_writer_add_tensor(w, "score_head.bias", GGML_TYPE_F32, 1, ne_b, m->p.score_b, e);
     gguf_writer_set_bool(w, "rlaif.scalar_head", 1);
     if (norm) {
         gguf_writer_set_bool(w, "rlaif.reward.normalised", norm->folded);
@@ -93,8 +97,10 @@ int reward_model_load(const char *path, int max_seq, model *m, tokenizer **tok, 
             break;
         }
         uint64_t want[GGUF_MAX_DIMS] = {1, 1, 1, 1};
-        if (mt->ndim == 1) want[0] = (uint64_t)mt->shape[0];
-        else want[0] = (uint64_t)mt->shape[1], want[1] = (uint64_t)mt->shape[0];
+        if (mt->ndim == 1)
+            want[0] = (uint64_t)mt->shape[0];
+        else
+            want[0] = (uint64_t)mt->shape[1], want[1] = (uint64_t)mt->shape[0];
         for (int d = 0; d < GGUF_MAX_DIMS && !rc; d++)
             if (t->ne[d] != want[d])
                 rc = err_set(e, ERR_INPUT,
@@ -112,8 +118,9 @@ int reward_model_load(const char *path, int max_seq, model *m, tokenizer **tok, 
     }
     for (int64_t i = 0; i < nt && !rc; i++)
         if (!used[i])
-            rc = err_set(e, ERR_INPUT, "%s: tensor '%s' is not part of a llama model with a scalar head",
-                         path, gguf_tensor_at(f, i)->name);
+            rc = err_set(e, ERR_INPUT,
+                         "%s: tensor '%s' is not part of a llama model with a scalar head", path,
+                         gguf_tensor_at(f, i)->name);
     if (!rc && norm) {
         double v = 0;
         int b = 0;
@@ -235,7 +242,8 @@ int reward_labels_read(const char *path, reward_labels *l, rl_err *e) {
     for (long i = 0, j = 0; i < n; i++) {
         if (!done[i]) continue;
         if (!(p[i] >= 0 && p[i] <= 1)) {
-            rc = err_set(e, ERR_INPUT, "%s: row %ld has the label p = %g, outside [0, 1]", path, i, p[i]);
+            rc = err_set(e, ERR_INPUT, "%s: row %ld has the label p = %g, outside [0, 1]", path, i,
+                         p[i]);
             break;
         }
         l->context[j] = xstrdup(ctx[i] ? ctx[i] : "");

@@ -86,7 +86,7 @@ void rl_stats_free(rl_stats *st) {
 /* This iteration's rollouts on this rank. */
 typedef struct rollouts {
     int n, R;
-    int *prompt;   /* (n) prompt index */
+    int *prompt; /* (n) prompt index */
     int *plen, *rlen, *eos;
     int32_t **seq; /* (n) prompt + response */
     float *mask;   /* (n, R) */
@@ -281,11 +281,13 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
     for (int i = 0; i < n; i++) {
         double s = r.raw[i];
         if (!isfinite(s)) {
-            rc = err_set(e, ERR_NUMERIC, "rl: the scorer returned %g for rollout %d of iteration %ld",
-                         s, i, E->iter + 1);
+            rc = err_set(e, ERR_NUMERIC,
+                         "rl: the scorer returned %g for rollout %d of iteration %ld", s, i,
+                         E->iter + 1);
             break;
         }
-        if (c->reward_clip > 0) s = s < -c->reward_clip ? -c->reward_clip : s > c->reward_clip ? c->reward_clip : s;
+        if (c->reward_clip > 0)
+            s = s < -c->reward_clip ? -c->reward_clip : s > c->reward_clip ? c->reward_clip : s;
         if (!r.eos[i]) s -= c->no_eos_penalty;
         r.score[i] = (float)s;
     }
@@ -312,8 +314,10 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
         ppo_moments_stats(m, &mean, &var);
         ppo_whiten_apply(NR, r.rewards, r.mask, mean, var, 0);
     }
-    if (reinforce) ppo_gae(n, R, r.mask, r.rewards, r.values, 1.0f, 1.0f, r.adv, r.ret);
-    else ppo_gae(n, R, r.mask, r.rewards, r.values, c->gamma, c->lambda, r.adv, r.ret);
+    if (reinforce)
+        ppo_gae(n, R, r.mask, r.rewards, r.values, 1.0f, 1.0f, r.adv, r.ret);
+    else
+        ppo_gae(n, R, r.mask, r.rewards, r.values, c->gamma, c->lambda, r.adv, r.ret);
     double ev[5];
     ppo_explained_variance_moments(NR, r.mask, r.values, r.ret, ev);
     comm_allreduce_sum_f64(ev, 5, comm);
@@ -374,7 +378,8 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
                     if (!rc) rc = err_set(e, ERR_INTERNAL, "rl: another policy rank failed");
                     break;
                 }
-                for (int j = 0; j < np; j++) g_lp[j] = lp_full[fb.pos[j]], g_ent[j] = ent_full[fb.pos[j]];
+                for (int j = 0; j < np; j++)
+                    g_lp[j] = lp_full[fb.pos[j]], g_ent[j] = ent_full[fb.pos[j]];
                 if (ep == 0)
                     for (int j = 0; j < np; j++) ent_sum += g_ent[j], ent_n += 1;
                 double loss = ppo_policy_loss((size_t)np, ones, g_lp, g_old, g_adv,
@@ -383,7 +388,9 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
                     loss += ppo_kl_loss((size_t)np, ones, g_lp, g_ref, c->kl_estimator,
                                         (float)E->kl.coef, scale, g_d);
                 int use_ent = c->entropy_coef > 0;
-                if (use_ent) loss += ppo_entropy_bonus((size_t)np, ones, g_ent, c->entropy_coef, scale, g_de);
+                if (use_ent)
+                    loss +=
+                        ppo_entropy_bonus((size_t)np, ones, g_ent, c->entropy_coef, scale, g_de);
                 if (!isfinite(loss)) {
                     rc = numeric(e, "policy loss", E->iter);
                     break;
@@ -394,9 +401,11 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
                     dlp_full[fb.pos[j]] = g_d[j];
                     if (use_ent) dent_full[fb.pos[j]] = g_de[j];
                 }
-                model_lm_backward(E->policy, &E->acts_pol, fb.tgt, dlp_full, use_ent ? dent_full : NULL);
+                model_lm_backward(E->policy, &E->acts_pol, fb.tgt, dlp_full,
+                                  use_ent ? dent_full : NULL);
                 /* "h' = h / temperature" */
-                scale_floats(E->acts_pol.dhfinal, (size_t)fb.B * fb.T * E->policy->cfg.dim, 1.0f / temp);
+                scale_floats(E->acts_pol.dhfinal, (size_t)fb.B * fb.T * E->policy->cfg.dim,
+                             1.0f / temp);
                 model_backward(E->policy, &E->acts_pol, fb.tok);
                 if ((rc = model_allreduce_grads(E->policy, comm, e))) break;
                 optim_stats os;
@@ -436,11 +445,28 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
 
         /* ---- figures over all ranks, then the KL controller */
         double gen_tok = 0, eos = 0, sc = 0, raw = 0;
-        for (int i = 0; i < n; i++) gen_tok += r.rlen[i], eos += r.eos[i], sc += r.score[i], raw += r.raw[i];
-        double v[20] = {n,          gen_tok,     eos,          sc,           raw,
-                        kl_seq,     reward_seq,  ent_sum,      ent_n,        pst.count,
-                        pst.approx_kl, pst.clipped, vst.count,  vst.loss,     vst.clipped,
-                        gn_sum,     vgn_sum,     n_steps,      st->train_tokens, 0};
+        for (int i = 0; i < n; i++)
+            gen_tok += r.rlen[i], eos += r.eos[i], sc += r.score[i], raw += r.raw[i];
+        double v[20] = {n,
+                        gen_tok,
+                        eos,
+                        sc,
+                        raw,
+                        kl_seq,
+                        reward_seq,
+                        ent_sum,
+                        ent_n,
+                        pst.count,
+                        pst.approx_kl,
+                        pst.clipped,
+                        vst.count,
+                        vst.loss,
+                        vst.clipped,
+                        gn_sum,
+                        vgn_sum,
+                        n_steps,
+                        st->train_tokens,
+                        0};
         comm_allreduce_sum_f64(v, 20, comm);
         double N = v[0];
         st->gen_tokens = v[1];
@@ -489,8 +515,9 @@ int rl_response_logprobs(const model *m, model_acts *acts, int n, const int32_t 
     int R = 1;
     for (int i = 0; i < n; i++) {
         if (lens[i] > acts->Tmax || plens[i] < 1 || plens[i] > lens[i])
-            return err_set(e, ERR_INPUT, "log-probs: sequence %d (%d tokens, prompt %d) does not fit %d",
-                           i, lens[i], plens[i], acts->Tmax);
+            return err_set(e, ERR_INPUT,
+                           "log-probs: sequence %d (%d tokens, prompt %d) does not fit %d", i,
+                           lens[i], plens[i], acts->Tmax);
         if (lens[i] - plens[i] > R) R = lens[i] - plens[i];
     }
     /* a rollouts view of the batch, so fbatch_build can lay it out */

@@ -35,8 +35,10 @@ enum { EV_JUDGE = 1, EV_DONE = 2 };
 static int judge_serve(run_ctx *ctx, int n_clients, rl_err *e) {
     const config *cfg = &ctx->cfg;
     char path[4400];
-    if (cfg->judge_model.gguf[0]) snprintf(path, sizeof path, "%s", cfg->judge_model.gguf);
-    else stage_model_path(ctx, "judge.gguf", path, sizeof path);
+    if (cfg->judge_model.gguf[0])
+        snprintf(path, sizeof path, "%s", cfg->judge_model.gguf);
+    else
+        stage_model_path(ctx, "judge.gguf", path, sizeof path);
     model jm;
     tokenizer *jt = NULL;
     judge *jd = NULL;
@@ -73,15 +75,19 @@ static int judge_serve(run_ctx *ctx, int n_clients, rl_err *e) {
             pairs[i].id = msg_get_i64(&r);
             strs[3 * i] = msg_get_str(&r), strs[3 * i + 1] = msg_get_str(&r);
             strs[3 * i + 2] = msg_get_str(&r);
-            pairs[i].context = strs[3 * i], pairs[i].a = strs[3 * i + 1], pairs[i].b = strs[3 * i + 2];
+            pairs[i].context = strs[3 * i], pairs[i].a = strs[3 * i + 1],
+            pairs[i].b = strs[3 * i + 2];
         }
         free(buf);
         judge_label *out = xcalloc((size_t)(n > 0 ? n : 1), sizeof *out);
         int rc2 = rc;
         rl_err e2 = {0};
-        if (!rc2 && r.bad) rc2 = err_set(&e2, ERR_MPI, "eval: a malformed request from rank %d", st.MPI_SOURCE);
-        if (!rc2) rc2 = judge_label_pairs(jd, pairs, n, out, &e2);
-        else if (rc) e2 = *e;
+        if (!rc2 && r.bad)
+            rc2 = err_set(&e2, ERR_MPI, "eval: a malformed request from rank %d", st.MPI_SOURCE);
+        if (!rc2)
+            rc2 = judge_label_pairs(jd, pairs, n, out, &e2);
+        else if (rc)
+            e2 = *e;
         msg_writer w;
         msg_init(&w);
         msg_put_i32(&w, rc2);
@@ -174,8 +180,11 @@ static int answer(const model *m, const tokenizer *tok, kvcache *kv, int n, int3
         for (int j = 0; j < k; j++) {
             kvcache_reset(kv, j);
             rng_init(&rs[j], seed, rng_purpose(RNG_SAMPLE, 0xe7a), (uint32_t)ids[i0 + j]);
-            gs[j] = (gen_seq){.prompt = ptok[i0 + j], .prompt_len = pl[i0 + j], .slot = j,
-                              .r = &rs[j], .out = buf + (size_t)j * max_new};
+            gs[j] = (gen_seq){.prompt = ptok[i0 + j],
+                              .prompt_len = pl[i0 + j],
+                              .slot = j,
+                              .r = &rs[j],
+                              .out = buf + (size_t)j * max_new};
             if (kv->max_seq - pl[i0 + j] < mn) mn = kv->max_seq - pl[i0 + j];
         }
         if (mn < 1) {
@@ -221,8 +230,10 @@ static void policy_eval_gold(const task_doc *docs, int n, const answers *a, cons
 static int load_policy(const run_ctx *ctx, const char *given, const char *dflt, int max_seq,
                        model *m, tokenizer **tok, rl_err *e) {
     char path[4400];
-    if (given[0]) snprintf(path, sizeof path, "%s", given);
-    else stage_model_path(ctx, dflt, path, sizeof path);
+    if (given[0])
+        snprintf(path, sizeof path, "%s", given);
+    else
+        stage_model_path(ctx, dflt, path, sizeof path);
     if (access(path, F_OK) != 0 && !given[0] && !strcmp(dflt, "policy_sft.gguf") &&
         ctx->cfg.policy.gguf[0])
         snprintf(path, sizeof path, "%s", ctx->cfg.policy.gguf);
@@ -237,7 +248,7 @@ typedef struct side {
 } side;
 
 static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges, int n_judges,
-                     rl_err *e) {
+                           rl_err *e) {
     const config *cfg = &ctx->cfg;
     int lead = g->rank == 0, rc;
     double t0 = log_now();
@@ -249,10 +260,14 @@ static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges
     int have_vs = cfg->eval.versus[0] != 0;
     int use_judge = cfg->eval.judge && n_judges > 0;
     rc = load_policy(ctx, cfg->eval.policy, "policy_rl.gguf", cfg->policy.max_seq, &pol, &tok, e);
-    if (!rc) rc = load_policy(ctx, cfg->eval.baseline, "policy_sft.gguf", cfg->policy.max_seq, &base, &t2, e);
-    if (!rc && have_vs) rc = load_policy(ctx, cfg->eval.versus, "", cfg->policy.max_seq, &vs, &t3, e);
+    if (!rc)
+        rc = load_policy(ctx, cfg->eval.baseline, "policy_sft.gguf", cfg->policy.max_seq, &base,
+                         &t2, e);
+    if (!rc && have_vs)
+        rc = load_policy(ctx, cfg->eval.versus, "", cfg->policy.max_seq, &vs, &t3, e);
     if (!rc && cfg->task.name != 0)
-        rc = err_set(e, ERR_INPUT, "stage eval needs the built-in task's test documents (task.name: summaries)");
+        rc = err_set(e, ERR_INPUT,
+                     "stage eval needs the built-in task's test documents (task.name: summaries)");
     /* this rank's prompts: test documents i = rank, rank + size, ... */
     int N = cfg->eval.prompts;
     if (N > tc.n_docs[TASK_TEST]) N = (int)tc.n_docs[TASK_TEST];
@@ -281,21 +296,31 @@ static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges
     double t_gen = log_now();
     int max_new = cfg->eval.max_new_tokens;
     if (!rc) rc = kvcache_create(&kv, &pol.cfg, 64, pol.cfg.max_seq, e);
-    if (!rc) rc = answer(&pol, tok, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new, (uint64_t)cfg->run.seed, &mine_ans, e);
-    if (!rc) rc = answer(&base, t2, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new, (uint64_t)cfg->run.seed, &sides[0].ans, e);
-    if (!rc && have_vs) rc = answer(&vs, t3, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new, (uint64_t)cfg->run.seed, &sides[1].ans, e);
+    if (!rc)
+        rc = answer(&pol, tok, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new,
+                    (uint64_t)cfg->run.seed, &mine_ans, e);
+    if (!rc)
+        rc = answer(&base, t2, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new,
+                    (uint64_t)cfg->run.seed, &sides[0].ans, e);
+    if (!rc && have_vs)
+        rc = answer(&vs, t3, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new,
+                    (uint64_t)cfg->run.seed, &sides[1].ans, e);
     t_gen = log_now() - t_gen;
 
     /* KL to the SFT policy on the trained policy's own responses */
-    double *lp_rl = xcalloc((size_t)mine + 1, sizeof(double)), *lp_sft = xcalloc((size_t)mine + 1, sizeof(double));
+    double *lp_rl = xcalloc((size_t)mine + 1, sizeof(double)),
+           *lp_sft = xcalloc((size_t)mine + 1, sizeof(double));
     int Tmax = 1;
-    for (int k = 0; k < mine; k++) Tmax = mine_ans.len && mine_ans.len[k] > Tmax ? mine_ans.len[k] : Tmax;
+    for (int k = 0; k < mine; k++)
+        Tmax = mine_ans.len && mine_ans.len[k] > Tmax ? mine_ans.len[k] : Tmax;
     float temp = cfg->eval.temperature > 0 ? (float)cfg->eval.temperature : 1.0f;
     if (!rc && mine > 0) rc = model_acts_create(&acts, &pol.cfg, 32, Tmax, e);
     if (!rc && mine > 0)
-        rc = rl_response_logprobs(&pol, &acts, mine, (const int32_t *const *)mine_ans.seq, mine_ans.plen, mine_ans.len, temp, 32, lp_rl, e);
+        rc = rl_response_logprobs(&pol, &acts, mine, (const int32_t *const *)mine_ans.seq,
+                                  mine_ans.plen, mine_ans.len, temp, 32, lp_rl, e);
     if (!rc && mine > 0)
-        rc = rl_response_logprobs(&base, &acts, mine, (const int32_t *const *)mine_ans.seq, mine_ans.plen, mine_ans.len, temp, 32, lp_sft, e);
+        rc = rl_response_logprobs(&base, &acts, mine, (const int32_t *const *)mine_ans.seq,
+                                  mine_ans.plen, mine_ans.len, temp, 32, lp_sft, e);
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
 
@@ -307,7 +332,8 @@ static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges
         policy_eval_gold(docs, mine, &mine_ans, &sd->ans, &sd->wins_gold, &score_rl, &sd->score);
         sd->p = xcalloc((size_t)mine + 1, sizeof(double));
         if (use_judge && mine > 0) {
-            const char **cx = xcalloc((size_t)mine, sizeof *cx), **a = xcalloc((size_t)mine, sizeof *a);
+            const char **cx = xcalloc((size_t)mine, sizeof *cx),
+                       **a = xcalloc((size_t)mine, sizeof *a);
             const char **b = xcalloc((size_t)mine, sizeof *b);
             int64_t *pid = xcalloc((size_t)mine, sizeof *pid);
             int *same = xcalloc((size_t)mine, sizeof *same);
@@ -371,12 +397,13 @@ static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges
         run_summary(ctx, "eval_judge_seconds", t_judge);
         log_info("eval: %d prompts: the trained policy wins %.1f%% against SFT by gold%s%.1f%s, KL "
                  "to SFT %.2f nats",
-                 (int)n, 100 * v[7] / n, use_judge ? ", " : "", use_judge ? 100 * v[9] / v[15] : 0.0,
-                 use_judge ? "% by the judge" : "", v[1] / n);
+                 (int)n, 100 * v[7] / n, use_judge ? ", " : "",
+                 use_judge ? 100 * v[9] / v[15] : 0.0, use_judge ? "% by the judge" : "", v[1] / n);
         /* side by side */
         int rows = cfg->eval.samples < mine ? cfg->eval.samples : mine;
-        static const char *const cols[8] = {"document", "sft", "rl", "gold_sft", "gold_rl",
-                                            "judge_p_rl_better", "tokens_sft", "tokens_rl"};
+        static const char *const cols[8] = {"document",   "sft",      "rl",
+                                            "gold_sft",   "gold_rl",  "judge_p_rl_better",
+                                            "tokens_sft", "tokens_rl"};
         char **cells = xcalloc((size_t)rows * 8 + 1, sizeof *cells);
         for (int k = 0; k < rows; k++) {
             char tmp[64];
@@ -403,7 +430,8 @@ done:
     /* the judge ranks wait for every policy rank's done, also after a failure here */
     if (use_judge) {
         int32_t msg[2] = {EV_DONE, 0};
-        comm_send(msg, (int)sizeof msg, MPI_BYTE, judges[g->rank % n_judges], TAG_WORK, MPI_COMM_WORLD);
+        comm_send(msg, (int)sizeof msg, MPI_BYTE, judges[g->rank % n_judges], TAG_WORK,
+                  MPI_COMM_WORLD);
     }
     if (!rc && lead) run_report_done(ctx);
     for (int s = 0; s < 2; s++) answers_free(&sides[s].ans), free(sides[s].p);

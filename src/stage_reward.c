@@ -83,8 +83,10 @@ static char *prompt_text(const config *cfg, const char *context) {
     size_t n = strlen(context);
     char *s = xmalloc(n + sizeof TASK_PROMPT_SUFFIX);
     memcpy(s, context, n);
-    if (cfg->task.name == 0) memcpy(s + n, TASK_PROMPT_SUFFIX, sizeof TASK_PROMPT_SUFFIX);
-    else s[n] = '\0';
+    if (cfg->task.name == 0)
+        memcpy(s + n, TASK_PROMPT_SUFFIX, sizeof TASK_PROMPT_SUFFIX);
+    else
+        s[n] = '\0';
     return s;
 }
 
@@ -204,7 +206,8 @@ static int load_init(run_ctx *ctx, MPI_Comm comm, model *m, tokenizer **tok, rl_
     }
     int has_head = 0;
     if (path[0]) {
-        /* a plain language model (the SFT policy) or a file with a head (an earlier reward model) */
+        /* a plain language model (the SFT policy) or a file with a head (an earlier reward model)
+         */
         rc = reward_model_load(path, cfg->policy.max_seq, m, tok, NULL, &has_head, e);
         if (rc) return rc;
     } else {
@@ -300,12 +303,16 @@ static int reward_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl
 
     rc = load_init(ctx, g->comm, &m, &tok, e);
     char lpath[4400];
-    if (cfg->reward.labels_file[0]) snprintf(lpath, sizeof lpath, "%s", cfg->reward.labels_file);
-    else snprintf(lpath, sizeof lpath, "%s/labels.h5", ctx->out_dir);
+    if (cfg->reward.labels_file[0])
+        snprintf(lpath, sizeof lpath, "%s", cfg->reward.labels_file);
+    else
+        snprintf(lpath, sizeof lpath, "%s/labels.h5", ctx->out_dir);
     if (!rc) rc = reward_labels_read(lpath, &l, e);
     if (!rc && l.n < 2)
-        rc = err_set(e, ERR_INPUT, "%s: %ld labelled pairs; the reward model needs more", lpath, l.n);
-    if (!rc && cfg->reward.max_pairs > 0 && l.n > cfg->reward.max_pairs) l.n = cfg->reward.max_pairs;
+        rc = err_set(e, ERR_INPUT, "%s: %ld labelled pairs; the reward model needs more", lpath,
+                     l.n);
+    if (!rc && cfg->reward.max_pairs > 0 && l.n > cfg->reward.max_pairs)
+        l.n = cfg->reward.max_pairs;
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
 
@@ -315,7 +322,9 @@ static int reward_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl
     long n_gold = reward_eval_gold_refs(cfg, &l, ref_g);
     if (cfg->reward.labels == REWARD_LABELS_GOLD) {
         long ng = reward_eval_gold_labels(cfg, &l);
-        if (lead) log_info("reward: training on gold labels (the RLHF baseline) for %ld of %ld pairs", ng, l.n);
+        if (lead)
+            log_info("reward: training on gold labels (the RLHF baseline) for %ld of %ld pairs", ng,
+                     l.n);
     }
     long dropped = 0, *row = xcalloc((size_t)l.n, sizeof *row);
     rc = build_data(cfg, tok, &l, m.cfg.max_seq, &d, row, &dropped, e);
@@ -326,7 +335,8 @@ static int reward_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
     if (dropped && lead)
-        log_warn("reward: %ld pairs do not fit max_seq %d and are left out", dropped, m.cfg.max_seq);
+        log_warn("reward: %ld pairs do not fit max_seq %d and are left out", dropped,
+                 m.cfg.max_seq);
     int n_val = reward_data_split(&d, cfg->reward.val_fraction, (uint64_t)cfg->run.seed);
     int n_train = d.n - n_val;
     reward_train_cfg tc = {.loss = cfg->reward.loss,
@@ -347,9 +357,10 @@ static int reward_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
     if (lead) {
-        log_info("reward: %d pairs (%d training, %d validation, %ld with a gold verdict), %ld steps "
-                 "of %d pairs on %d rank%s",
-                 d.n, n_train, n_val, n_gold, steps, tc.batch, g->size, g->size == 1 ? "" : "s");
+        log_info(
+            "reward: %d pairs (%d training, %d validation, %ld with a gold verdict), %ld steps "
+            "of %d pairs on %d rank%s",
+            d.n, n_train, n_val, n_gold, steps, tc.batch, g->size, g->size == 1 ? "" : "s");
         run_summary(ctx, "rm_pairs_train", n_train);
         run_summary(ctx, "rm_pairs_val", n_val);
     }
@@ -377,7 +388,8 @@ static int reward_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl
             run_progress(ctx, step, steps, extra);
         }
         if (step % cfg->reward.eval_every == 0 && step < steps) {
-            if ((rc = reward_validate(&m, &sc, &d, (const int8_t *const *)refs, chunk, g->comm, &vs, e)))
+            if ((rc = reward_validate(&m, &sc, &d, (const int8_t *const *)refs, chunk, g->comm, &vs,
+                                      e)))
                 break;
             if (lead) report_val(ctx, step, &vs);
         }
@@ -396,7 +408,9 @@ static int reward_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl
     /* final validation, normalisation, the model file */
     rc = reward_validate(&m, &sc, &d, (const int8_t *const *)refs, chunk, g->comm, &vs, e);
     double mean = 0, sd = 1;
-    if (!rc) rc = reward_norm_stats(&m, &sc, &d, cfg->reward.norm_samples, chunk, g->comm, &mean, &sd, e);
+    if (!rc)
+        rc =
+            reward_norm_stats(&m, &sc, &d, cfg->reward.norm_samples, chunk, g->comm, &mean, &sd, e);
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
     reward_fold_norm(&m, mean, sd);
@@ -410,15 +424,17 @@ static int reward_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl
         run_summary(ctx, "rm_norm_raw_std", sd);
         run_summary(ctx, "rm_train_seconds", train_s);
         run_summary(ctx, "rm_pairs_per_s", steps > from_step ? (double)pairs_done / train_s : 0);
-        log_info("reward: validation accuracy %.3f against the judge, %.3f against gold (%d pairs); "
-                 "raw scores mean %.3f sd %.3f folded into the head",
-                 vs.acc_ref[0], vs.acc_ref[1], (int)vs.n, mean, sd);
+        log_info(
+            "reward: validation accuracy %.3f against the judge, %.3f against gold (%d pairs); "
+            "raw scores mean %.3f sd %.3f folded into the head",
+            vs.acc_ref[0], vs.acc_ref[1], (int)vs.n, mean, sd);
         reward_norm nm = {.folded = 1,
                           .gain = sd > 1e-8 ? 1.0 / sd : 1.0,
                           .bias = sd > 1e-8 ? -mean / sd : -mean,
                           .raw_mean = mean,
                           .raw_std = sd,
-                          .samples = cfg->reward.norm_samples < 2 * d.n ? cfg->reward.norm_samples : 2 * d.n};
+                          .samples = cfg->reward.norm_samples < 2 * d.n ? cfg->reward.norm_samples
+                                                                        : 2 * d.n};
         char path[4400];
         stage_model_path(ctx, "reward.gguf", path, sizeof path);
         rc = reward_model_save(path, "rlaif reward model", &m, tok, &nm, e);

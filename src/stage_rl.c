@@ -75,8 +75,10 @@ static int load_prompts(run_ctx *ctx, const tokenizer *tok, rl_prompts *P, rl_er
         return rc;
     }
     char lpath[4400];
-    if (cfg->reward.labels_file[0]) snprintf(lpath, sizeof lpath, "%s", cfg->reward.labels_file);
-    else snprintf(lpath, sizeof lpath, "%s/labels.h5", ctx->out_dir);
+    if (cfg->reward.labels_file[0])
+        snprintf(lpath, sizeof lpath, "%s", cfg->reward.labels_file);
+    else
+        snprintf(lpath, sizeof lpath, "%s/labels.h5", ctx->out_dir);
     reward_labels l;
     if ((rc = reward_labels_read(lpath, &l, e))) return err_prefix(e, "rl prompts");
     P->tok = xcalloc((size_t)l.n + 1, sizeof *P->tok);
@@ -110,7 +112,8 @@ static int same_vocab(const tokenizer *a, const tokenizer *b) {
     return 1;
 }
 
-/* ------------------------------------------------------------------ scorers (reward/judge ranks) */
+/* ------------------------------------------------------------------ scorers (reward/judge ranks)
+ */
 
 typedef struct scorer_ctx {
     model rm;
@@ -140,10 +143,13 @@ static int score_with_judge(void *user, int n, const int32_t *const *seqs, const
     for (int i = 0; i < n && !rc; i++) {
         size_t tl;
         int p0 = plens[i] > 0 && seqs[i][0] == bos ? 1 : 0;
-        rc = tokenizer_decode(s->ptok, (const int *)seqs[i] + p0, plens[i] - p0, 0, &texts[2 * i], &tl, e);
+        rc = tokenizer_decode(s->ptok, (const int *)seqs[i] + p0, plens[i] - p0, 0, &texts[2 * i],
+                              &tl, e);
         int rl = lens[i] - plens[i];
         if (rl > 0 && seqs[i][lens[i] - 1] == eos) rl--;
-        if (!rc) rc = tokenizer_decode(s->ptok, (const int *)seqs[i] + plens[i], rl, 0, &texts[2 * i + 1], &tl, e);
+        if (!rc)
+            rc = tokenizer_decode(s->ptok, (const int *)seqs[i] + plens[i], rl, 0,
+                                  &texts[2 * i + 1], &tl, e);
         if (rc) break;
         /* the context is the document: the prompt without its "\nTL;DR:" */
         char *suf = strstr(texts[2 * i], TASK_PROMPT_SUFFIX);
@@ -178,13 +184,16 @@ static int scorer_work(run_ctx *ctx, const int *clients, int nc, rl_err *e) {
         stage_model_path(ctx, "reward.gguf", path, sizeof path);
         rc = reward_model_load(path, 0, &s.rm, &rt, NULL, NULL, e);
         if (!rc && !same_vocab(rt, s.ptok))
-            rc = err_set(e, ERR_INPUT, "%s: the reward model's vocabulary differs from the policy's (%s)",
-                         path, ppath);
+            rc = err_set(e, ERR_INPUT,
+                         "%s: the reward model's vocabulary differs from the policy's (%s)", path,
+                         ppath);
         if (rt) tokenizer_free(rt);
     } else if (!rc) {
         fn = score_with_judge;
-        if (cfg->judge_model.gguf[0]) snprintf(path, sizeof path, "%s", cfg->judge_model.gguf);
-        else stage_model_path(ctx, "judge.gguf", path, sizeof path);
+        if (cfg->judge_model.gguf[0])
+            snprintf(path, sizeof path, "%s", cfg->judge_model.gguf);
+        else
+            stage_model_path(ctx, "judge.gguf", path, sizeof path);
         judge_opts jo;
         rc = task_lm_load_model(path, cfg->judge_model.max_seq, &s.jm, &s.jtok, e);
         if (!rc) rc = judge_opts_from_config(cfg, &jo, e);
@@ -197,9 +206,10 @@ static int scorer_work(run_ctx *ctx, const int *clients, int nc, rl_err *e) {
     reward_serve_stats st = {0};
     if (!rc) rc = reward_serve(clients, nc, fn, &s, &st, e);
     if (!rc)
-        log_debug("rl scorer: %ld requests, %ld sequences, %.0f sequences/s while busy, %.0f%% busy",
-                  st.requests, st.sequences, st.sequences / (st.busy_seconds + 1e-9),
-                  100 * st.busy_seconds / (st.wall_seconds + 1e-9));
+        log_debug(
+            "rl scorer: %ld requests, %ld sequences, %.0f sequences/s while busy, %.0f%% busy",
+            st.requests, st.sequences, st.sequences / (st.busy_seconds + 1e-9),
+            100 * st.busy_seconds / (st.wall_seconds + 1e-9));
     if (!rc && ctx->comm.role_rank == 0) {
         run_summary(ctx, "rl_score_seqs_per_s_busy", st.sequences / (st.busy_seconds + 1e-9));
         run_summary(ctx, "rl_score_tokens_per_s_busy", st.tokens / (st.busy_seconds + 1e-9));
@@ -268,7 +278,8 @@ static int load_ckpt(run_ctx *ctx, rl_engine *E, long step, rl_err *e) {
     if (!rc) rc = rl_engine_load_value(E, f, e);
     if (f) ckpt_file_close(f);
     if (!rc && E->iter != step)
-        rc = err_set(e, ERR_STATE, "rl: the checkpoint of step %ld holds iteration %ld", step, E->iter);
+        rc = err_set(e, ERR_STATE, "rl: the checkpoint of step %ld holds iteration %ld", step,
+                     E->iter);
     return rc;
 }
 
@@ -320,7 +331,9 @@ static int policy_work(run_ctx *ctx, const stage_group *g, const int *servers, i
         memcpy(ref.params, pol.params, sizeof(float) * pol.n_params);
     stage_model_path(ctx, "reward.gguf", path, sizeof path);
     int have_rm = access(path, F_OK) == 0, head = 0;
-    if (!rc) rc = reward_model_load(have_rm ? path : ppath, cfg->policy.max_seq, &val, NULL, NULL, &head, e);
+    if (!rc)
+        rc = reward_model_load(have_rm ? path : ppath, cfg->policy.max_seq, &val, NULL, NULL, &head,
+                               e);
     if (!rc && !head) {
         /* no reward model to start from: a fresh head on the SFT policy */
         model tmp;
@@ -410,7 +423,8 @@ static int policy_work(run_ctx *ctx, const stage_group *g, const int *servers, i
                 int p0 = st.sample_prompt_len > 0 && st.sample_prompt[0] == tokenizer_bos(tok);
                 int rl = st.sample_resp_len;
                 if (rl > 0 && st.sample_resp[rl - 1] == eos) rl--;
-                if (!tokenizer_decode(tok, (int *)st.sample_prompt + p0, st.sample_prompt_len - p0, 0, &pt, &l1, NULL) &&
+                if (!tokenizer_decode(tok, (int *)st.sample_prompt + p0, st.sample_prompt_len - p0,
+                                      0, &pt, &l1, NULL) &&
                     !tokenizer_decode(tok, (int *)st.sample_resp, rl, 0, &rt, &l2, NULL)) {
                     snprintf(sc, sizeof sc, "%+.3f", st.sample_score);
                     snprintf(name, sizeof name, "rl_step_%ld", it);

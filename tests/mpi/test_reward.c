@@ -97,8 +97,8 @@ static void test_pair_losses(void **state) {
 
 static void train(model *m, const reward_data *d, int batch, long steps, MPI_Comm comm,
                   double *last_loss) {
-    reward_train_cfg c = {.loss = REWARD_SOFT_CE, .margin = 0, .batch = batch, .steps = steps,
-                          .seed = 99};
+    reward_train_cfg c = {
+        .loss = REWARD_SOFT_CE, .margin = 0, .batch = batch, .steps = steps, .seed = 99};
     optim_config_default(&c.optim);
     c.optim.lr = 2e-3f, c.optim.weight_decay = 0.01f, c.optim.grad_clip = 1.0f;
     c.optim.warmup_steps = 2;
@@ -274,9 +274,17 @@ static void test_service_bench(void **state) {
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    model_config c = {.dim = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 4, .head_dim = 32,
-                      .ffn_dim = 384, .vocab_size = 1006, .max_seq = 192, .rope_theta = 10000.0f,
-                      .norm_eps = 1e-5f, .scalar_head = 1};
+    model_config c = {.dim = 128,
+                      .n_layers = 4,
+                      .n_heads = 4,
+                      .n_kv_heads = 4,
+                      .head_dim = 32,
+                      .ffn_dim = 384,
+                      .vocab_size = 1006,
+                      .max_seq = 192,
+                      .rope_theta = 10000.0f,
+                      .norm_eps = 1e-5f,
+                      .scalar_head = 1};
     model m;
     rl_err e = {0};
     if (model_create(&m, &c, &e)) fail_msg("%s", e.msg);
@@ -326,10 +334,8 @@ static void test_service_bench(void **state) {
 int main(int argc, char **argv) {
     blas_set_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pair_losses),
-        cmocka_unit_test(test_data_parallel),
-        cmocka_unit_test(test_service_one_server),
-        cmocka_unit_test(test_service_two_servers),
+        cmocka_unit_test(test_pair_losses),        cmocka_unit_test(test_data_parallel),
+        cmocka_unit_test(test_service_one_server), cmocka_unit_test(test_service_two_servers),
         cmocka_unit_test(test_service_bench),
     };
     return mpi_test_main(argc, argv, tests, sizeof tests / sizeof tests[0], "reward");

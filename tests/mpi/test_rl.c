@@ -245,11 +245,17 @@ static void test_response_logprobs(void **state) {
         float lp[6 * 8];
         for (int i = 0; i < n; i++) {
             rng_init(&rs[i], 9, RNG_TEST, (uint32_t)i);
-            gs[i] = (gen_seq){.prompt = p.tok[i], .prompt_len = p.len[i], .slot = i, .r = &rs[i],
-                              .out = out + i * max_new, .logprob = lp + i * max_new};
+            gs[i] = (gen_seq){.prompt = p.tok[i],
+                              .prompt_len = p.len[i],
+                              .slot = i,
+                              .r = &rs[i],
+                              .out = out + i * max_new,
+                              .logprob = lp + i * max_new};
         }
-        gen_config g = {.sp = {.temperature = temps[ti], .top_p = 1.0f}, .max_new = max_new,
-                        .eos = NULL, .n_eos = 0};
+        gen_config g = {.sp = {.temperature = temps[ti], .top_p = 1.0f},
+                        .max_new = max_new,
+                        .eos = NULL,
+                        .n_eos = 0};
         if (sample_generate(&m, &kv, gs, n, &g, &e)) fail_msg("%s", e.msg);
         int32_t *seqs[6];
         int plens[6], lens[6];
@@ -265,8 +271,8 @@ static void test_response_logprobs(void **state) {
         model_acts a;
         if (model_acts_create(&a, &m.cfg, 4, m.cfg.max_seq, &e)) fail_msg("%s", e.msg);
         /* batches of 4: the second batch is ragged */
-        if (rl_response_logprobs(&m, &a, n, (const int32_t *const *)seqs, plens, lens, temps[ti],
-                                 4, got, &e))
+        if (rl_response_logprobs(&m, &a, n, (const int32_t *const *)seqs, plens, lens, temps[ti], 4,
+                                 got, &e))
             fail_msg("%s", e.msg);
         for (int i = 0; i < n; i++) assert_close(got[i], want[i], 1e-4, 1e-4);
         for (int i = 0; i < n; i++) free(seqs[i]);

@@ -106,7 +106,8 @@ static void load(inputs *in) {
         H5Aclose(a);
         vals[i] = v;
     }
-    in->B = (int)vals[0], in->R = (int)vals[1], in->beta = (float)vals[2], in->scale = (float)vals[3];
+    in->B = (int)vals[0], in->R = (int)vals[1], in->beta = (float)vals[2],
+    in->scale = (float)vals[3];
     in->n = (size_t)in->B * in->R;
 }
 
@@ -341,8 +342,8 @@ static void test_ref_losses(void **state) {
         assert_close(st.approx_kl, read_scalar(in.f, path), 1e-6, 0);
 
         ppo_stats vs = {0};
-        loss = ppo_value_loss(in.n, in.mask, in.values, in.v_old, in.ret_in, clips[t], in.scale,
-                              g, &vs);
+        loss = ppo_value_loss(in.n, in.mask, in.values, in.v_old, in.ret_in, clips[t], in.scale, g,
+                              &vs);
         snprintf(path, sizeof path, "value/%s/loss", tags[t]);
         assert_close(loss, read_scalar(in.f, path), RTOL, ATOL);
         snprintf(path, sizeof path, "value/%s/grad", tags[t]);

@@ -18,8 +18,13 @@ static tokenizer *make_tok(void) {
     static const char *const docs[] = {"Sam hid a clock at the market.",
                                        "Anna found a map at the harbour on Monday."};
     static const char *const specials[] = {"<|bos|>", "<|eos|>"};
-    bpe_train_opts o = {.vocab_size = 290, .min_frequency = 1, .specials = specials,
-                        .n_specials = 2, .bos = 0, .eos = 1, .pad = -1};
+    bpe_train_opts o = {.vocab_size = 290,
+                        .min_frequency = 1,
+                        .specials = specials,
+                        .n_specials = 2,
+                        .bos = 0,
+                        .eos = 1,
+                        .pad = -1};
     tokenizer *t = NULL;
     rl_err e = {0};
     if (bpe_train(docs, NULL, 2, &o, &t, &e)) fail_msg("%s", e.msg);
@@ -27,9 +32,17 @@ static tokenizer *make_tok(void) {
 }
 
 static void make(model *m, int vocab, int head) {
-    model_config c = {.dim = 16, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2, .head_dim = 8,
-                      .ffn_dim = 24, .vocab_size = vocab, .max_seq = 32, .rope_theta = 10000.0f,
-                      .norm_eps = 1e-5f, .scalar_head = head};
+    model_config c = {.dim = 16,
+                      .n_layers = 1,
+                      .n_heads = 2,
+                      .n_kv_heads = 2,
+                      .head_dim = 8,
+                      .ffn_dim = 24,
+                      .vocab_size = vocab,
+                      .max_seq = 32,
+                      .rope_theta = 10000.0f,
+                      .norm_eps = 1e-5f,
+                      .scalar_head = head};
     rl_err e = {0};
     if (model_create(m, &c, &e)) fail_msg("%s", e.msg);
     model_init_weights(m, 7);
@@ -43,8 +56,8 @@ static void test_scalar_head_roundtrip(void **state) {
     make(&m, tokenizer_n_vocab(tok), 1);
     char path[1200];
     snprintf(path, sizeof path, "%s/rm.gguf", test_tmpdir("reward_io"));
-    reward_norm nm = {.folded = 1, .gain = 0.5, .bias = -0.25, .raw_mean = 0.5, .raw_std = 2.0,
-                      .samples = 100};
+    reward_norm nm = {
+        .folded = 1, .gain = 0.5, .bias = -0.25, .raw_mean = 0.5, .raw_std = 2.0, .samples = 100};
     rl_err e = {0};
     if (reward_model_save(path, "test rm", &m, tok, &nm, &e)) fail_msg("%s", e.msg);
     tokenizer *t2 = NULL;
@@ -84,7 +97,8 @@ static void test_scalar_head_roundtrip(void **state) {
     assert_true(r.p.score_w[0] == 0 && r.p.score_b[0] == 0);
     const model_tensor *t = model_find_tensor(&r, "blk.0.ffn_up.weight");
     const model_tensor *t0 = model_find_tensor(&lm, "blk.0.ffn_up.weight");
-    assert_int_equal(memcmp(r.params + t->offset, lm.params + t0->offset, sizeof(float) * t->numel), 0);
+    assert_int_equal(memcmp(r.params + t->offset, lm.params + t0->offset, sizeof(float) * t->numel),
+                     0);
     model_free(&r);
 
     /* a model without a head cannot be saved as a reward model */
