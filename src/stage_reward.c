@@ -413,6 +413,10 @@ static int reward_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl
             reward_norm_stats(&m, &sc, &d, cfg->reward.norm_samples, chunk, g->comm, &mean, &sd, e);
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
+    if (lead && sd < 0.05)
+        log_warn("reward: the scores of SFT responses hardly vary (sd %.3g): the normalisation "
+                 "multiplies them by %.3g; the reward model has learned little",
+                 sd, sd > 1e-8 ? 1.0 / sd : 1.0);
     reward_fold_norm(&m, mean, sd);
     if (lead) {
         report_val(ctx, steps, &vs);

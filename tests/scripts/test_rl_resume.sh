@@ -83,8 +83,14 @@ for pt in "${points[@]}"; do
     if run "$out" "k$i" --resume; then ok=1; break; fi
   done
   got=$(digest "$out")
+  # the resumed attempt must have started from a checkpoint of the stage that was killed
+  from=$(grep -o 'resuming from checkpoint step_[0-9]*' "$T/k$i.log" | head -1)
+  if [ -z "$from" ]; then
+    echo "not ok - kill point $i ('$pat' + ${delay}s): the resumed run did not start from a checkpoint"
+    continue
+  fi
   if [ $ok -eq 1 ] && [ "$got" = "$want" ]; then
-    echo "ok - killed with SIGKILL at '$pat' + ${delay}s, --resume ends bit-identical"
+    echo "ok - killed with SIGKILL at '$pat' + ${delay}s, --resume (${from#resuming from checkpoint }) ends bit-identical"
   else
     echo "not ok - kill point $i ('$pat' + ${delay}s): resumed run differs (ok=$ok)"
     diff <(echo "$want") <(echo "$got") | head -10 | sed 's/^/#   /'
