@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Exact resume of the rl stage: the tiny deck runs once without interruption; then, for several
-# kill points inside the rl stage (as soon as it starts, right after a checkpoint, between two
-# checkpoints, late in the stage) and one in the reward stage, a fresh run is killed with SIGKILL (every rank, no chance to
+# kill points inside the rl stage (as soon as it starts, a moment later, right after or just
+# after a checkpoint, late in the stage) and one in the reward stage, a fresh run is killed with SIGKILL (every rank, no chance to
 # clean up) and continued with `rlaif run --resume` until it finishes. The final policy and value
 # models (models/policy_rl.gguf, models/value_rl.gguf) must be byte-identical to the
 # uninterrupted run's, and so must the metrics of the rl stage (all but the timings).
@@ -49,9 +49,10 @@ echo "ok - uninterrupted run of $DECK"
 
 # kill points: a pattern in the log to wait for, then a delay in seconds
 points=("stage rl: start|0"
+        "stage rl: start|0.3"
         "committed (rl step 3,|0"
-        "committed (rl step 3,|0.4"
-        "committed (rl step 6,|0.2"
+        "committed (rl step 6,|0.02"
+        "committed (rl step 9,|0"
         "committed (reward step 3,|0.1")
 i=0
 for pt in "${points[@]}"; do
