@@ -4,7 +4,9 @@
 #   make VARIANT=debug   build build/debug/rlaif   (-O0 -g)
 #   make VARIANT=san     build build/san/rlaif     (AddressSanitizer + UBSan)
 #   make deps            install the Debian packages the project needs (or print the command)
-#   make run             the main job: every stage of input/quickstart.yaml
+#   make run             the main job: every stage of input/quickstart.yaml, then its report
+#   make run-rlhf        the RLHF arm (input/quickstart-rlhf.yaml) after make run, RLAIF vs RLHF
+#   make report          analysis/report.py on the last run (RUN_DIR=... for another one)
 #   make test            all tests; the last line reads "N passed, N failed"
 #   make test-slurm      only the tests under a real (local, one-node) Slurm: tests/scripts/test_slurm.sh
 #   make slurm-start     start that local Slurm (tools/slurm_local.sh); make slurm-stop stops it
@@ -54,7 +56,7 @@ LIBOBJS  := $(filter-out $(OBJDIR)/obj/main.o,$(OBJS))
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c) $(wildcard tests/mpi/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/%.c=$(OBJDIR)/tests/%)
 
-.PHONY: all deps deps-test run test test-build bench report format format-check clean \
+.PHONY: all deps deps-test run run-rlhf test test-build bench report format format-check clean \
         FORCE check-decks fuzz fuzz-build test-slurm slurm-start slurm-stop
 all: $(BIN)
 
@@ -129,6 +131,16 @@ fuzz: fuzz-build
 run: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	tools/mpirun.sh -np $(NP) $(BIN) run input/quickstart.yaml $(RUN_FLAGS)
+	@$(PYTHON) analysis/report.py runs/quickstart && \
+	  echo "make run: done. Report: runs/quickstart/report/report.md (plots beside it; 'make report' rebuilds it)"
+
+# The RLHF arm: the quickstart run's SFT policy, pairs and judge, a reward model on gold labels.
+run-rlhf: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@test -e runs/quickstart/models/policy_rl.gguf || { echo "run-rlhf: run 'make run' first"; exit 2; }
+	tools/mpirun.sh -np $(NP) $(BIN) run input/quickstart-rlhf.yaml $(RUN_FLAGS)
+	@$(PYTHON) analysis/report.py runs/quickstart --compare runs/quickstart-rlhf && \
+	  echo "make run-rlhf: done. RLAIF vs RLHF: runs/quickstart/report/report.md"
 
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
@@ -148,9 +160,13 @@ slurm-stop:
 bench: deps-test
 	@$(MAKE) --no-print-directory $(BIN)
 	@BIN=$(BIN) PYTHON=$(PYTHON) tools/bench.sh
+	@$(MAKE) --no-print-directory test-build
+	@echo; OBJDIR=$(OBJDIR) tools/bench_rl.sh
 
 report:
-	$(PYTHON) analysis/report.py $${RUN_DIR:-runs/quickstart}
+	@if [ -z "$$RUN_DIR" ] && [ -e runs/quickstart-rlhf/metrics.h5 ]; then \
+	  $(PYTHON) analysis/report.py runs/quickstart --compare runs/quickstart-rlhf; \
+	else $(PYTHON) analysis/report.py $${RUN_DIR:-runs/quickstart}; fi
 
 format:
 	clang-format -i src/*.c include/*.h tests/*/*.c

@@ -30,6 +30,12 @@ enum config_stage {
 };
 const char *config_stage_name(int stage);
 
+enum config_reward_labels { REWARD_LABELS_AI = 0, REWARD_LABELS_GOLD };
+enum config_reward_loss { REWARD_LOSS_SOFT_CE = 0, REWARD_LOSS_BT, REWARD_LOSS_BT_MARGIN };
+enum config_rl_algorithm { RL_ALGO_PPO = 0, RL_ALGO_REINFORCE };
+enum config_rl_reward { RL_REWARD_MODEL = 0, RL_REWARD_JUDGE };
+enum config_kl_estimator { KL_K1 = 0, KL_K2, KL_K3 };
+
 typedef struct config_intlist {
     int *items;
     int n;
@@ -155,6 +161,55 @@ typedef struct config {
         double temperature, top_p;
         int max_new_tokens;
     } label;
+
+    /* ---- stages reward, rl, eval (src/stage_reward.c, stage_rl.c, stage_eval.c) */
+    struct {
+        char *init;         /* "sft" | "random" | FILE.gguf | FILE.h5 (a checkpoint component) */
+        int labels;         /* enum config_reward_labels */
+        char *labels_file;  /* "" : run.out_dir/labels.h5 */
+        int loss;           /* enum config_reward_loss */
+        double margin;      /* bt_margin: margin = reward.margin * |2p - 1| */
+        int epochs;         /* passes over the training pairs when reward.steps is 0 */
+        double val_fraction;
+        int max_pairs;      /* 0: every labelled pair */
+        int eval_every;     /* validation every N steps (and at the end) */
+        int norm_samples;   /* SFT responses the normalisation is measured on */
+        int score_batch;    /* sequences per forward of the scoring service */
+        int train_ranks;    /* 0: the reward ranks; n: the first n of reward, policy, judge */
+        config_optim optim; /* keys reward.steps, reward.batch, reward.lr, ... */
+    } reward;
+    struct {
+        int algorithm;     /* enum config_rl_algorithm */
+        int reward;        /* enum config_rl_reward */
+        int steps;         /* rollout batches (iterations) */
+        int rollouts;      /* sequences per iteration, over all policy ranks */
+        int minibatch;     /* sequences per optimiser step, over all policy ranks */
+        int epochs;        /* passes over each rollout batch */
+        double temperature, top_p;
+        int top_k, max_new_tokens;
+        double kl_coef;    /* beta of the per-token penalty (initial value when adaptive) */
+        double kl_target;  /* > 0: adaptive controller towards this KL per sequence */
+        int kl_horizon;    /* sequences over which the controller adapts */
+        int kl_estimator;  /* enum config_kl_estimator: penalty (ppo) or loss term (reinforce) */
+        double gamma, lambda, clip, value_clip;
+        int whiten_advantages, whiten_rewards;
+        double reward_clip;    /* |score| clipped to this before the penalty; 0: off */
+        double no_eos_penalty; /* subtracted from the score of a response without EOS */
+        double entropy_coef;
+        int sample_every;      /* samples table every N iterations (0: only at the end) */
+        int train_ranks;       /* 0: the policy ranks; n: the first n of policy, judge ranks */
+        config_optim policy_opt, value_opt; /* keys rl.policy.*, rl.value.* (no steps/batch) */
+    } rl;
+    struct {
+        int prompts;       /* held-out prompts (test split) */
+        double temperature;
+        int max_new_tokens;
+        int samples;       /* rows of the side-by-side table */
+        int judge;         /* also judge both orders on the judge ranks */
+        char *policy;      /* "" : models/policy_rl.gguf */
+        char *baseline;    /* "" : models/policy_sft.gguf */
+        char *versus;      /* "" : none; else a third policy compared with the trained one */
+    } eval;
 
     /* bookkeeping */
     char *deck_path;  /* as given (for messages) */

@@ -87,6 +87,20 @@ typedef struct key_def {
     }
 #define I64MAX     9223372036854775807.0
 
+/* The AdamW keys of an optimisation whose step count and batch come from elsewhere (the RL
+ * stage's policy and value optimisers: steps follow from rl.steps, rl.epochs and the batch). */
+#define ADAMW_KEYS(P, field, d_lr, d_warmup, what)                                                 \
+    {P ".lr", T_FLOAT, OFF(field.lr), d_lr, 0, 10, NULL, 0, "peak learning rate (AdamW) of " what}, \
+        {P ".min_lr_ratio", T_FLOAT, OFF(field.min_lr_ratio), "1.0", 0, 1, NULL, 0,               \
+         "the cosine schedule ends at this fraction of lr (1: constant after the warm-up)"},      \
+        {P ".warmup", T_INT, OFF(field.warmup), d_warmup, 0, 1e9, NULL, 0,                          \
+         "linear warm-up, in optimiser steps"},                                                   \
+        {P ".weight_decay", T_FLOAT, OFF(field.weight_decay), "0.0", 0, 10, NULL, 0,              \
+         "decoupled weight decay of matrices and embeddings"},                                    \
+    {                                                                                              \
+        P ".grad_clip", T_FLOAT, OFF(field.grad_clip), "1.0", 0, 1e9, NULL, 0,                     \
+            "global gradient-norm clip (0: off)"                                                   \
+    }
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #define XOFF(field) offsetof(config_exemplar, field)
 static const struct key_def exemplar_keys[] = {
@@ -251,6 +265,109 @@ static const key_def schema[] = {
      "nucleus sampling of the candidates (1: off)"},
     {"label.max_new_tokens", T_INT, OFF(label.max_new_tokens), "48", 1, 4096, NULL, 0,
      "tokens per candidate response at most"},
+
+    /* ---- stage reward */
+    {"reward.init", T_STRING, OFF(reward.init), "sft", 1, 4096, NULL, 0,
+     "start of the reward model: sft (models/policy_sft.gguf of this run, else policy.gguf), "
+     "random, a FILE.gguf, or a checkpoint component FILE.h5 holding reward/params"},
+    {"reward.labels", T_ENUM, OFF(reward.labels), "ai", 0, 0, "ai|gold", 0,
+     "train on the judge's soft labels (RLAIF) or on the gold rater's (the RLHF baseline)"},
+    {"reward.labels_file", T_STRING, OFF(reward.labels_file), "", 0, 4096, NULL, 0,
+     "labels.h5 to train on; empty: the one the label stage wrote in run.out_dir"},
+    {"reward.loss", T_ENUM, OFF(reward.loss), "soft_ce", 0, 0, "soft_ce|bt|bt_margin", 0,
+     "soft cross-entropy on p (the paper), hard Bradley-Terry on argmax p, or Bradley-Terry "
+     "with margin reward.margin * |2p - 1|"},
+    {"reward.margin", T_FLOAT, OFF(reward.margin), "1.0", 0, 100, NULL, 0,
+     "margin scale of loss bt_margin"},
+    {"reward.epochs", T_INT, OFF(reward.epochs), "2", 1, 1e6, NULL, 0,
+     "passes over the training pairs (when reward.steps is 0)"},
+    {"reward.val_fraction", T_FLOAT, OFF(reward.val_fraction), "0.1", 0, 0.9, NULL, 0,
+     "share of the pairs held out for validation (split by prompt)"},
+    {"reward.max_pairs", T_INT, OFF(reward.max_pairs), "0", 0, 1e9, NULL, 0,
+     "use at most this many labelled pairs (0: all)"},
+    {"reward.eval_every", T_INT, OFF(reward.eval_every), "50", 1, 1e9, NULL, 0,
+     "validation every N optimiser steps, and after the last"},
+    {"reward.norm_samples", T_INT, OFF(reward.norm_samples), "1024", 2, 1e8, NULL, 0,
+     "SFT responses (from the labelled pairs) the reward normalisation is measured on"},
+    {"reward.score_batch", T_INT, OFF(reward.score_batch), "64", 1, 65536, NULL, 0,
+     "sequences per forward pass when scoring (validation, normalisation, the RL service)"},
+    {"reward.train_ranks", T_INT, OFF(reward.train_ranks), "0", 0, 1 << 20, NULL, 0,
+     "worker ranks that train data-parallel: the reward ranks, then policy and judge ranks "
+     "(0: the reward ranks only; the others are idle in this stage)"},
+    OPTIM_KEYS("reward", reward.optim, "0", "32", "5e-4", "10",
+               "reward-model training (0: reward.epochs passes over the pairs)"),
+
+    /* ---- stage rl */
+    {"rl.algorithm", T_ENUM, OFF(rl.algorithm), "ppo", 0, 0, "ppo|reinforce", 0,
+     "PPO (clipped ratio, value model, GAE), or the paper's REINFORCE with a learned value "
+     "baseline (gamma 1, KL in the loss)"},
+    {"rl.reward", T_ENUM, OFF(rl.reward), "model", 0, 0, "model|judge", 0,
+     "rewards from the reward ranks' model, or from the judge ranks (d-RLAIF, scores 1..10)"},
+    {"rl.steps", T_INT, OFF(rl.steps), "100", 0, 1e9, NULL, 0,
+     "iterations: each samples rl.rollouts responses and trains on them"},
+    {"rl.rollouts", T_INT, OFF(rl.rollouts), "64", 1, 1 << 20, NULL, 0,
+     "responses per iteration, over all policy ranks (a multiple of their count)"},
+    {"rl.minibatch", T_INT, OFF(rl.minibatch), "16", 1, 1 << 20, NULL, 0,
+     "responses per optimiser step, over all policy ranks (divides rl.rollouts)"},
+    {"rl.epochs", T_INT, OFF(rl.epochs), "2", 1, 1000, NULL, 0,
+     "passes over each iteration's responses"},
+    {"rl.temperature", T_FLOAT, OFF(rl.temperature), "0.9", 0.01, 10, NULL, 0,
+     "sampling temperature of the rollouts (the log-probs are those of softmax(logits/T))"},
+    {"rl.top_k", T_INT, OFF(rl.top_k), "0", 0, 1 << 20, NULL, 0,
+     "sample from the k most likely tokens (0: all)"},
+    {"rl.top_p", T_FLOAT, OFF(rl.top_p), "1.0", 0.01, 1, NULL, 0,
+     "nucleus sampling mass (1: all)"},
+    {"rl.max_new_tokens", T_INT, OFF(rl.max_new_tokens), "32", 1, 1 << 20, NULL, 0,
+     "longest response; one that stops here without EOS gets rl.no_eos_penalty"},
+    {"rl.kl_coef", T_FLOAT, OFF(rl.kl_coef), "0.05", 0, 100, NULL, 0,
+     "beta of the KL penalty against the SFT policy (start value when adaptive)"},
+    {"rl.kl_target", T_FLOAT, OFF(rl.kl_target), "0", 0, 1e6, NULL, 0,
+     "adaptive KL controller: target KL per response (0: fixed rl.kl_coef)"},
+    {"rl.kl_horizon", T_INT, OFF(rl.kl_horizon), "10000", 1, 1e9, NULL, 0,
+     "adaptive KL controller: horizon in responses"},
+    {"rl.kl_estimator", T_ENUM, OFF(rl.kl_estimator), "k1", 0, 0, "k1|k2|k3", 0,
+     "per-token KL estimate of the penalty: k1 log r, k2 (log r)^2/2, k3 r-1-log r"},
+    {"rl.gamma", T_FLOAT, OFF(rl.gamma), "1.0", 0, 1, NULL, 0, "discount"},
+    {"rl.lambda", T_FLOAT, OFF(rl.lambda), "0.95", 0, 1, NULL, 0, "GAE lambda"},
+    {"rl.clip", T_FLOAT, OFF(rl.clip), "0.2", 0, 10, NULL, 0, "PPO ratio clip epsilon"},
+    {"rl.value_clip", T_FLOAT, OFF(rl.value_clip), "0.2", 0, 1e6, NULL, 0,
+     "clip of the value change per iteration in the value loss (0: unclipped loss)"},
+    {"rl.whiten_advantages", T_BOOL, OFF(rl.whiten_advantages), "true", 0, 0, NULL, 0,
+     "advantages to mean 0, variance 1 over the iteration's tokens"},
+    {"rl.whiten_rewards", T_BOOL, OFF(rl.whiten_rewards), "false", 0, 0, NULL, 0,
+     "scale the per-token rewards to variance 1 over the iteration's tokens"},
+    {"rl.reward_clip", T_FLOAT, OFF(rl.reward_clip), "0", 0, 1e6, NULL, 0,
+     "clip scores to [-c, c] (0: off)"},
+    {"rl.no_eos_penalty", T_FLOAT, OFF(rl.no_eos_penalty), "1.0", 0, 1e6, NULL, 0,
+     "subtracted from the score of a response that never emits EOS"},
+    {"rl.entropy_coef", T_FLOAT, OFF(rl.entropy_coef), "0", 0, 100, NULL, 0,
+     "entropy bonus in the policy loss"},
+    {"rl.sample_every", T_INT, OFF(rl.sample_every), "25", 0, 1e9, NULL, 0,
+     "a table of sample responses every N iterations (0: only at the end)"},
+    {"rl.train_ranks", T_INT, OFF(rl.train_ranks), "0", 0, 1 << 20, NULL, 0,
+     "ranks that sample and train the policy data-parallel: the policy ranks, then judge ranks "
+     "when rl.reward is model (0: the policy ranks only)"},
+    ADAMW_KEYS("rl.policy", rl.policy_opt, "2e-4", "5", "the policy"),
+    ADAMW_KEYS("rl.value", rl.value_opt, "5e-4", "5", "the value model"),
+
+    /* ---- stage eval */
+    {"eval.prompts", T_INT, OFF(eval.prompts), "500", 1, 1e8, NULL, 0,
+     "held-out prompts (test split) both policies answer"},
+    {"eval.temperature", T_FLOAT, OFF(eval.temperature), "0.9", 0, 10, NULL, 0,
+     "sampling temperature of both policies (0: greedy)"},
+    {"eval.max_new_tokens", T_INT, OFF(eval.max_new_tokens), "32", 1, 1 << 20, NULL, 0,
+     "longest response"},
+    {"eval.samples", T_INT, OFF(eval.samples), "20", 0, 1e6, NULL, 0,
+     "rows of the side-by-side samples table"},
+    {"eval.judge", T_BOOL, OFF(eval.judge), "true", 0, 0, NULL, 0,
+     "also let the judge ranks compare the two policies (both orders)"},
+    {"eval.policy", T_STRING, OFF(eval.policy), "", 0, 4096, NULL, 0,
+     "GGUF of the trained policy; empty: models/policy_rl.gguf of this run"},
+    {"eval.baseline", T_STRING, OFF(eval.baseline), "", 0, 4096, NULL, 0,
+     "GGUF of the policy it is compared with; empty: models/policy_sft.gguf of this run"},
+    {"eval.versus", T_STRING, OFF(eval.versus), "", 0, 4096, NULL, 0,
+     "GGUF of another trained policy (e.g. the RLHF arm's) to compare with head to head; empty: "
+     "none"},
 };
 #define N_KEYS ((int)(sizeof schema / sizeof schema[0]))
 
@@ -895,11 +1012,121 @@ static void check_model(loader *ld, const char *p, const config_model *m) {
     }
 }
 
+/* Where to point for a rule about `key`: where it was set, else its section, else the top. */
+static config_pos rule_pos(loader *ld, const char *key) {
+    config_pos p = config_key_pos(ld->cfg, key);
+    return p.line ? p : section_pos(ld, key);
+}
+
+/* The reward, rl and eval sections against each other and the rank counts. */
+static void check_reward_rl_eval(loader *ld) {
+    config *c = ld->cfg;
+    config_pos p;
+    if (config_has_stage(c, STAGE_REWARD)) {
+        if (c->ranks.reward < 1) {
+            p = rule_pos(ld, "ranks.reward");
+            add_err(ld, p.line, p.col, "stage 'reward' needs at least one reward rank (ranks.reward)");
+        } else {
+            int workers = c->ranks.judge + c->ranks.reward + c->ranks.policy;
+            int n = c->reward.train_ranks ? c->reward.train_ranks : c->ranks.reward;
+            if (c->reward.train_ranks > workers) {
+                p = rule_pos(ld, "reward.train_ranks");
+                add_err(ld, p.line, p.col,
+                        "'reward.train_ranks' = %d is more than the %d worker ranks the deck has",
+                        c->reward.train_ranks, workers);
+            } else if (c->reward.optim.batch % n) {
+                p = rule_pos(ld, "reward.batch");
+                add_err(ld, p.line, p.col,
+                        "'reward.batch' = %d must be a multiple of the %d rank%s that train it "
+                        "(each takes the same share)",
+                        c->reward.optim.batch, n, n == 1 ? "" : "s");
+            }
+        }
+        if (c->reward.labels == REWARD_LABELS_GOLD && c->task.name != 0) {
+            p = rule_pos(ld, "reward.labels");
+            add_err(ld, p.line, p.col,
+                    "'reward.labels' = gold needs the built-in task's gold rater (task.name: "
+                    "summaries)");
+        }
+        const char *init = c->reward.init;
+        size_t n = strlen(init);
+        int ok = !strcmp(init, "sft") || !strcmp(init, "random") ||
+                 (n > 5 && !strcmp(init + n - 5, ".gguf")) || (n > 3 && !strcmp(init + n - 3, ".h5"));
+        if (!ok) {
+            p = rule_pos(ld, "reward.init");
+            add_err(ld, p.line, p.col,
+                    "'reward.init' = '%s' must be sft, random, a .gguf file or a checkpoint "
+                    "component .h5 file",
+                    init);
+        }
+    }
+    if (config_has_stage(c, STAGE_RL)) {
+        if (c->ranks.policy < 1) {
+            p = rule_pos(ld, "ranks.policy");
+            add_err(ld, p.line, p.col, "stage 'rl' needs at least one policy rank (ranks.policy)");
+            return;
+        }
+        if (c->rl.reward == RL_REWARD_MODEL && c->ranks.reward < 1) {
+            p = rule_pos(ld, "ranks.reward");
+            add_err(ld, p.line, p.col,
+                    "stage 'rl' with rl.reward: model needs at least one reward rank to serve "
+                    "scores (ranks.reward)");
+        }
+        if (c->rl.reward == RL_REWARD_JUDGE && c->ranks.judge < 1) {
+            p = rule_pos(ld, "rl.reward");
+            add_err(ld, p.line, p.col,
+                    "'rl.reward' = judge needs at least one judge rank (ranks.judge)");
+        }
+        int extra = c->rl.reward == RL_REWARD_MODEL ? c->ranks.judge : 0;
+        int n = c->rl.train_ranks ? c->rl.train_ranks : c->ranks.policy;
+        const char *nk = c->rl.train_ranks ? "rl.train_ranks" : "ranks.policy";
+        if (c->rl.train_ranks > c->ranks.policy + extra) {
+            p = rule_pos(ld, "rl.train_ranks");
+            add_err(ld, p.line, p.col,
+                    "'rl.train_ranks' = %d is more than the policy ranks (%d) plus the judge "
+                    "ranks free in this stage (%d)",
+                    c->rl.train_ranks, c->ranks.policy, extra);
+        } else if (c->rl.rollouts % n) {
+            p = rule_pos(ld, "rl.rollouts");
+            add_err(ld, p.line, p.col, "'rl.rollouts' = %d must be a multiple of %s = %d",
+                    c->rl.rollouts, nk, n);
+        } else if (c->rl.minibatch > c->rl.rollouts || c->rl.rollouts % c->rl.minibatch ||
+                   c->rl.minibatch % n) {
+            p = rule_pos(ld, "rl.minibatch");
+            add_err(ld, p.line, p.col,
+                    "'rl.minibatch' = %d must divide rl.rollouts = %d and be a multiple of "
+                    "%s = %d",
+                    c->rl.minibatch, c->rl.rollouts, nk, n);
+        }
+        if (c->rl.algorithm == RL_ALGO_REINFORCE && c->rl.gamma != 1.0) {
+            p = rule_pos(ld, "rl.gamma");
+            add_err(ld, p.line, p.col,
+                    "'rl.gamma' = %g: rl.algorithm reinforce uses undiscounted returns (gamma 1)",
+                    c->rl.gamma);
+        }
+        if (c->rl.kl_target > 0 && c->rl.kl_coef <= 0) {
+            p = rule_pos(ld, "rl.kl_coef");
+            add_err(ld, p.line, p.col,
+                    "'rl.kl_coef' must be > 0 when rl.kl_target sets an adaptive controller "
+                    "(it is the start value)");
+        }
+    }
+    if (config_has_stage(c, STAGE_EVAL)) {
+        if (c->ranks.policy < 1) {
+            p = rule_pos(ld, "ranks.policy");
+            add_err(ld, p.line, p.col, "stage 'eval' needs at least one policy rank (ranks.policy)");
+        }
+        p = config_key_pos(c, "eval.judge");
+        if (c->eval.judge && p.line && c->ranks.judge < 1)
+            add_err(ld, p.line, p.col, "'eval.judge' = true needs at least one judge rank (ranks.judge)");
+    }
+}
 static void validate_stage_keys(loader *ld);
 
 static void validate_semantics(loader *ld) {
     config *c = ld->cfg;
     if (ld->n_errs) return; /* the struct may be half-filled */
+    check_reward_rl_eval(ld);
     check_model(ld, "policy", &c->policy);
     check_model(ld, "judge.model", &c->judge_model);
     double mix = c->task.mix_good + c->task.mix_verbose + c->task.mix_missing +
