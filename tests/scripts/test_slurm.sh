@@ -184,9 +184,10 @@ deck_copy "$long" "$T/long.yaml" "$T/runl"
 t0=$SECONDS
 j=$(RLAIF_BIN=$BIN submit --overcommit --time=${RLAIF_SLURM_LONG_MINUTES:-20} --ntasks=$ntasks \
     --output="$T/long.log" jobs/rlaif.sbatch "$T/long.yaml")
-# signal as soon as the first stage runs: through the job script, as --signal=B: would
-for i in $(seq 1 300); do grep -qE 'stage [a-z_]+: start' "$T/long.log" 2>/dev/null && break; sleep 1; done
-sleep 2
+# signal as soon as the first stage runs (the ranks have their handlers by then), through the job
+# script as --signal=B: would; no fixed delay: on a quiet machine the tiny deck's first stage
+# lasts only seconds
+for i in $(seq 1 1200); do grep -qE 'stage [a-z_]+: start' "$T/long.log" 2>/dev/null && break; sleep 0.25; done
 scancel --batch --signal=USR1 "$j"
 st=$(wait_job "$j" "${RLAIF_SLURM_LONG_WAIT:-480}"); ec=$(job_field "$j" ExitCode); rs=$(job_field "$j" Restarts)
 check "$long: job $st after $rs restart(s), exit code $ec ($((SECONDS - t0)) s)" \
