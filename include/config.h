@@ -152,6 +152,7 @@ typedef struct config {
         config_optim pretrain, finetune;
         int train_ranks;   /* worker ranks that train; 0: the judge ranks */
         double prompt_loss; /* finetune: loss weight of the prompt's tokens (the label weighs 1) */
+        double policy_pairs; /* share of the comparisons sampled from the SFT policy */
         int eval_pairs;    /* held-out comparisons for judge_alignment_gold */
     } judge_sft;
     struct {

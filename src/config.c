@@ -251,6 +251,10 @@ static const key_def schema[] = {
     {"judge_sft.prompt_loss", T_FLOAT, OFF(judge_sft.prompt_loss), "0.2", 0, 1, NULL, 0,
      "finetune: loss weight of the prompt's tokens (language modelling of the comparisons' texts; "
      "the label token weighs 1)"},
+    {"judge_sft.policy_pairs", T_FLOAT, OFF(judge_sft.policy_pairs), "0", 0, 1, NULL, 0,
+     "share of the gold-labelled comparisons whose two summaries the SFT policy samples, as the "
+     "label stage will (label.temperature, label.top_p, label.max_new_tokens); the rest are drawn "
+     "from the SFT mixture"},
     {"judge_sft.eval_pairs", T_INT, OFF(judge_sft.eval_pairs), "1000", 0, 1e8, NULL, 0,
      "held-out comparisons (test documents) for judge_alignment_gold"},
     {"label.source", T_ENUM, OFF(label.source), "policy", 0, 0, "policy|file", 0,
@@ -1223,6 +1227,13 @@ static void validate_stage_keys(loader *ld) {
                 "model's gold labels must be at most a tenth of the AI labels (the point of "
                 "RLAIF); lower it or raise label.pairs",
                 c->task.judge_pairs, c->label.pairs);
+    }
+    if (has_jsft && c->judge_sft.policy_pairs > 0 && !has_sft && !c->policy.gguf[0]) {
+        p = key_or_section_pos(ld, "judge_sft.policy_pairs");
+        add_err(ld, p.line, p.col,
+                "'judge_sft.policy_pairs' = %g samples comparisons from the SFT policy, but there "
+                "is none: add stage sft before judge_sft or give policy.gguf",
+                c->judge_sft.policy_pairs);
     }
     if (has_jsft && c->task.name != 0) {
         p = config_key_pos(c, "stages");

@@ -300,8 +300,12 @@ static int commit_ckpt(run_ctx *ctx, int64_t id, const char *const *components, 
     if ((rc = ckpt_prune(ctx->out_dir, ctx->cfg.run.keep_checkpoints, e))) return rc;
     char dir[4200];
     ckpt_step_dir(ctx->out_dir, id, dir, sizeof dir, NULL);
-    log_info("checkpoint %s committed (%s step %lld, %.2f s)", dir,
-             config_stage_name((int)(id / 10000000)), (long long)(id % 10000000), log_now() - t0);
+    if (id / 10000000 >= STAGE_COUNT) /* the run's last checkpoint: every stage is done */
+        log_info("checkpoint %s committed (after the last stage, %.2f s)", dir, log_now() - t0);
+    else
+        log_info("checkpoint %s committed (%s step %lld, %.2f s)", dir,
+                 config_stage_name((int)(id / 10000000)), (long long)(id % 10000000),
+                 log_now() - t0);
     return ERR_OK;
 }
 

@@ -9,7 +9,9 @@
  *             label stage prompts the judge (judge.h: preamble, exemplars, the sample, the
  *             ending "Preferred Summary=") followed by the preferred position's label token; the
  *             loss is on that token only, so the label stage's reading of the next-token
- *             probabilities of "1" and "2" is what was trained. Steps P+1 .. P+F.
+ *             probabilities of "1" and "2" is what was trained. Steps P+1 .. P+F. A share
+ *             (judge_sft.policy_pairs) of the comparisons are two samples of the SFT policy,
+ *             the pairs the label stage will show the judge.
  *
  * Every step's data is a pure function of the step (comparison order: a permutation per epoch
  * keyed by the epoch), so the checkpoint (component "judge") holds only the model, the
@@ -53,25 +55,110 @@ static int pretrain_sequence(const tokenizer *tok, const task_config *tc, long g
 }
 
 /* The comparisons, built once: judge_pairs of them, each a pair of summaries of a training
- * document with its gold label (the only gold input of the feedback model). */
+ * document with its gold label (the only gold input of the feedback model). The first
+ * n - n_policy are drawn from the SFT mixture (task_gold_pair); the last n_policy
+ * (judge_sft.policy_pairs of them) are two samples of the SFT policy for training document
+ * i mod n_train, drawn as the label stage draws its candidates, so that the judge learns the
+ * distribution it will label. */
 typedef struct comparison {
     char *context;
     task_pair p;
 } comparison;
 
-static int make_comparisons(const task_config *tc, comparison **out, rl_err *e) {
+/* Comparisons [first, n) from the SFT policy (every training rank draws all of them, in the same
+ * batches, from streams keyed by the comparison: the same on any rank count). A pair of
+ * identical samples or a gold tie teaches nothing: b is redrawn from its stream, a few times;
+ * *redraws counts them. */
+static int policy_comparisons(const run_ctx *ctx, const task_config *tc, comparison *c, long first,
+                              long n, long *redraws, rl_err *e) {
+    const config *cfg = &ctx->cfg;
+    char path[4400];
+    stage_model_file(ctx, "policy_sft.gguf", cfg->policy.gguf, path, sizeof path);
+    if (!path[0])
+        return err_set(e, ERR_INPUT,
+                       "judge_sft: judge_sft.policy_pairs needs the SFT policy: run sft first or "
+                       "give policy.gguf");
+    model m;
+    tokenizer *tok = NULL;
+    kvcache kv;
+    memset(&kv, 0, sizeof kv);
+    int rc = task_lm_load_model(path, cfg->policy.max_seq, &m, &tok, e);
+    enum { B = 32 };
+    if (rc) return rc;
+    if ((rc = kvcache_create(&kv, &m.cfg, 2 * B, m.cfg.max_seq, e))) {
+        model_free(&m);
+        tokenizer_free(tok);
+        return rc;
+    }
+    sample_params sp = {.temperature = (float)cfg->label.temperature,
+                        .top_p = (float)cfg->label.top_p};
+    char *prompts[2 * B], *outs[2 * B];
+    rng streams[2 * B];
+    task_doc docs[B];
+    for (long i0 = first; i0 < n && !rc; i0 += B) {
+        int k = (int)(n - i0 < B ? n - i0 : B);
+        for (int q = 0; q < k && !rc; q++) {
+            rc = task_doc_make(tc->seed, TASK_TRAIN, (i0 + q) % tc->n_docs[TASK_TRAIN], &docs[q],
+                               e);
+            prompts[2 * q] = xmalloc(TASK_PROMPT_MAX);
+            prompts[2 * q + 1] = NULL;
+            if (!rc) rc = task_prompt(&docs[q], prompts[2 * q], TASK_PROMPT_MAX, e);
+            prompts[2 * q + 1] = xstrdup(prompts[2 * q]);
+            for (int s = 0; s < 2; s++)
+                rng_init(&streams[2 * q + s], (uint64_t)cfg->run.seed,
+                         rng_purpose(RNG_SAMPLE, 0x75f1), (uint32_t)(2 * (i0 + q) + s));
+            outs[2 * q] = outs[2 * q + 1] = NULL;
+        }
+        if (!rc)
+            rc = task_lm_generate(&m, tok, &kv, (const char *const *)prompts, 2 * k, &sp,
+                                  cfg->label.max_new_tokens, streams, outs, e);
+        for (int q = 0; q < k && !rc; q++) {
+            char *a = task_lm_trim(outs[2 * q]), *b = task_lm_trim(outs[2 * q + 1]);
+            for (int t = 0; t < 4 && !rc &&
+                            (!strcmp(a, b) || task_gold_margin(&docs[q], a, b) == 0.0);
+                 t++) {
+                char *o = NULL;
+                rc = task_lm_generate(&m, tok, &kv, (const char *const *)&prompts[2 * q + 1], 1,
+                                      &sp, cfg->label.max_new_tokens, &streams[2 * q + 1], &o, e);
+                if (!rc) free(b), b = task_lm_trim(o), (*redraws)++;
+                free(o);
+            }
+            comparison *ci = &c[i0 + q];
+            memset(&ci->p, 0, sizeof ci->p);
+            ci->p.doc_index = (i0 + q) % tc->n_docs[TASK_TRAIN];
+            ci->p.kind_a = ci->p.kind_b = -1;
+            snprintf(ci->p.a, sizeof ci->p.a, "%s", a);
+            snprintf(ci->p.b, sizeof ci->p.b, "%s", b);
+            ci->p.gold = task_gold_prefer(&docs[q], ci->p.a, ci->p.b);
+            ci->p.margin = task_gold_margin(&docs[q], ci->p.a, ci->p.b);
+            ci->context = xstrdup(task_context(&docs[q]));
+            free(a), free(b);
+        }
+        for (int q = 0; q < 2 * k; q++) free(prompts[q]), free(outs[q]);
+    }
+    kvcache_free(&kv);
+    model_free(&m);
+    tokenizer_free(tok);
+    return rc;
+}
+
+static int make_comparisons(const run_ctx *ctx, const task_config *tc, comparison **out,
+                            long *redraws, rl_err *e) {
     long n = tc->n_judge_pairs;
+    long n_policy = (long)llround(ctx->cfg.judge_sft.policy_pairs * (double)n);
     comparison *c = xcalloc((size_t)(n + 1), sizeof *c);
-    for (long i = 0; i < n; i++) {
-        int rc = task_gold_pair(tc, i, &c[i].p, e);
+    int rc = ERR_OK;
+    for (long i = 0; i < n - n_policy && !rc; i++) {
+        rc = task_gold_pair(tc, i, &c[i].p, e);
         task_doc d;
         if (!rc) rc = task_doc_make(tc->seed, TASK_TRAIN, c[i].p.doc_index, &d, e);
-        if (rc) {
-            for (long k = 0; k < i; k++) free(c[k].context);
-            free(c);
-            return rc;
-        }
-        c[i].context = xstrdup(task_context(&d));
+        if (!rc) c[i].context = xstrdup(task_context(&d));
+    }
+    if (!rc && n_policy > 0) rc = policy_comparisons(ctx, tc, c, n - n_policy, n, redraws, e);
+    if (rc) {
+        for (long k = 0; k < n; k++) free(c[k].context);
+        free(c);
+        return rc;
     }
     *out = c;
     return ERR_OK;
@@ -251,9 +338,10 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
     if (lead) run_summary(ctx, "judge_params", (double)m.n_params);
 
     int P = cfg->judge_sft.pretrain.steps, F = cfg->judge_sft.finetune.steps;
+    long redraws = 0;
     int every = cfg->run.checkpoint_every;
     if (F > 0 && J.tc.n_judge_pairs > 0) {
-        rc = make_comparisons(&J.tc, &J.cmp, e);
+        rc = make_comparisons(ctx, &J.tc, &J.cmp, &redraws, e);
         J.perm = xmalloc(sizeof(int) * (size_t)(J.tc.n_judge_pairs + 1));
     }
     if (!rc && from_step > 0) {
@@ -322,6 +410,12 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
         stage_model_path(ctx, "judge.gguf", path, sizeof path);
         rc = task_lm_save_model(path, "rlaif judge (judge_sft)", &m, tok, e);
         run_summary(ctx, "gold_labels_used", J.cmp ? (double)J.tc.n_judge_pairs : 0.0);
+        if (J.cmp && cfg->judge_sft.policy_pairs > 0) {
+            run_summary(ctx, "judge_sft_policy_pairs",
+                        (double)llround(cfg->judge_sft.policy_pairs * (double)J.tc.n_judge_pairs));
+            /* each redraw also asked the gold rater (a tie or an identical pair is discarded) */
+            run_summary(ctx, "judge_sft_policy_redraws", (double)redraws);
+        }
     }
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;

@@ -26,8 +26,8 @@ deck full
 t0=$(date +%s.%N)
 "${MPI[@]}" "$BIN" run "$T/full.yaml" >"$T/log" 2>&1; rc=$?
 secs=$(echo "$(date +%s.%N) - $t0" | bc)
-check "tiny deck (sft, judge_sft, label) exits 0" '[ $rc -eq 0 ]'
-echo "# measured: tiny deck, three stages: ${secs%.*} s wall"
+check "tiny deck (every stage: sft, judge_sft, label, reward, rl, eval) exits 0" '[ $rc -eq 0 ]'
+echo "# measured: tiny deck, six stages: ${secs%.*} s wall"
 check "models/tokenizer.gguf, policy_sft.gguf, judge.gguf and labels.h5 are written" \
   '[ -s $T/full/models/tokenizer.gguf ] && [ -s $T/full/models/policy_sft.gguf ] && [ -s $T/full/models/judge.gguf ] && [ -s $T/full/labels.h5 ]'
 "$PY" - "$T/full" > "$T/py" 2>&1 <<'PYEOF'
@@ -41,6 +41,7 @@ with h5py.File(d + "/metrics.h5", "r") as f:
               "label_judge_busy_max", "label_judge0_pairs_per_s"]:
         assert k in s, "summary/%s missing" % k
     assert s["gold_labels_used"][()] == 20
+    assert s["judge_sft_policy_pairs"][()] == 10  # judge_sft.policy_pairs 0.5 of 20
     assert s["ai_labels_produced"][()] == 200
     assert s["gold_labels_used"][()] * 10 <= s["ai_labels_produced"][()]
     assert 0 <= s["judge_alignment_gold"][()] <= 1 and 0 <= s["same_position_rate"][()] <= 1
