@@ -112,6 +112,19 @@ enum {
 /* Verifies one step as described above; the message says which file and which check failed. */
 int ckpt_verify_step(const char *run_dir, int64_t step, int mode, rl_err *e);
 
+/* The step ckpt/latest names, without verifying it; *step = -1 with ERR_OK when there is no
+ * ckpt/latest. ERR_STATE when the file does not read "step_NNNNNNNN". */
+int ckpt_latest(const char *run_dir, int64_t *step, rl_err *e);
+
+/* Verifies one open component file on its own (no MANIFEST): the datasets in the file are
+ * exactly those of its marker, each has the indexed size, and (CKPT_VERIFY_FULL) every CRC. */
+int ckpt_file_verify(ckpt_file *f, int mode, rl_err *e);
+
+/* Opens a component file by path (ckpt_file_open builds the path from a run directory): the
+ * marker must name `component` and `step`. */
+int ckpt_file_open_path(const char *path, const char *component, int64_t step, ckpt_file **out,
+                        rl_err *e);
+
 /* The step to resume from: the one ckpt/latest names if it verifies, else the newest older
  * step directory that does. Every step skipped, and why, is appended to notes (one line each,
  * may be NULL) for the caller to print. *step = -1 with ERR_OK when there is no checkpoint at

@@ -663,6 +663,14 @@ out:
     return ERR_OK;
 }
 
+int ckpt_file_open_path(const char *path, const char *component, int64_t step, ckpt_file **out,
+                        rl_err *e) {
+    *out = NULL;
+    int rc = check_component(component, e);
+    if (rc) return rc;
+    return open_file_at(path, component, step, out, e);
+}
+
 int ckpt_file_open(const char *run_dir, int64_t step, const char *component, ckpt_file **out,
                    rl_err *e) {
     *out = NULL;
@@ -1044,6 +1052,16 @@ static int verify_file(ckpt_file *f, int mode, rl_err *e) {
     }
     h5io_quiet_end(&q);
     return rc;
+}
+
+int ckpt_file_verify(ckpt_file *f, int mode, rl_err *e) {
+    if (!f || f->writing || f->h < 0)
+        return err_set(e, ERR_INTERNAL, "ckpt_file_verify on a file not open for reading");
+    return verify_file(f, mode, e);
+}
+
+int ckpt_latest(const char *run_dir, int64_t *step, rl_err *e) {
+    return read_latest(run_dir, step, e);
 }
 
 typedef struct manifest_comp {
