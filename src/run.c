@@ -599,6 +599,19 @@ static int ckpt_clear_after(const char *out_dir, int64_t ckpt, rl_err *e) {
     return rc;
 }
 
+/* 1 when out_dir/ckpt holds checkpoint files (latest, step_*): an empty directory, such as
+ * the mount point of a file system set aside for checkpoints, is no earlier run. */
+static int ckpt_dir_used(const char *ckdir) {
+    DIR *d = opendir(ckdir);
+    if (!d) return errno != ENOENT; /* unreadable: let the checks below say so */
+    int used = 0;
+    struct dirent *de;
+    while (!used && (de = readdir(d)))
+        used = !strncmp(de->d_name, "latest", 6) || !strncmp(de->d_name, "step_", 5);
+    closedir(d);
+    return used;
+}
+
 typedef struct setup_result {
     int32_t rc;         /* ERR_OK, or the error (rank 0 printed it) */
     int32_t finished;   /* --resume found a finished run: nothing to do */
@@ -623,7 +636,7 @@ static int setup_run_dir(run_ctx *ctx, setup_result *res, rl_err *e) {
     }
     char ckdir[4200];
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", ctx->out_dir);
-    int have_ckpt_dir = access(ckdir, F_OK) == 0;
+    int have_ckpt_dir = ckpt_dir_used(ckdir);
 
     if (ctx->force && !ctx->resume) {
         if (info.state != METRICS_ABSENT || have_ckpt_dir)
@@ -641,6 +654,11 @@ static int setup_run_dir(run_ctx *ctx, setup_result *res, rl_err *e) {
                            "refusing to overwrite it: pass --force to start over, or choose "
                            "another run.out_dir",
                            ctx->out_dir, info.start_time, info.end_time);
+        if (info.state == METRICS_ABSENT)
+            return err_set(e, ERR_STATE,
+                           "run.out_dir '%s' holds checkpoints (%s) but no metrics.h5; pass "
+                           "--resume to continue from them, or --force to start over",
+                           ctx->out_dir, ckdir);
         return err_set(e, ERR_STATE,
                        "run.out_dir '%s' holds an unfinished run (state %s, started %s); pass "
                        "--resume to continue it from its last checkpoint, or --force to start "
