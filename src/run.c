@@ -206,6 +206,19 @@ void run_fail(run_ctx *ctx, const rl_err *e) {
     int code = e && e->code ? e->code : ERR_INTERNAL;
     const char *msg = e && e->msg[0] ? e->msg : "unknown error";
     log_error("%s", msg);
+    if (ctx && ctx->comm.rank == 0 && ctx->out_dir[0]) {
+        /* where the run can continue from: what an operator needs next */
+        int64_t latest = -1;
+        rl_err e3 = {0};
+        if (ckpt_latest(ctx->out_dir, &latest, &e3) == ERR_OK && latest >= 0)
+            log_warn("the newest committed checkpoint is %s/ckpt/step_%08lld (%s step %lld); once "
+                     "the cause is fixed, continue with: rlaif run %s --resume (add --force if "
+                     "the deck changed)",
+                     ctx->out_dir, (long long)latest, config_stage_name((int)(latest / 10000000)),
+                     (long long)(latest % 10000000), ctx->deck_path_for_msgs);
+        else if (e3.code == ERR_OK)
+            log_warn("the run failed before its first checkpoint");
+    }
     if (ctx && ctx->comm.rank == 0 && ctx->metrics) {
         rl_err e2 = {0};
         metrics_set_summary_str(ctx->metrics, "error", msg, &e2);
