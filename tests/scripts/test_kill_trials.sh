@@ -111,10 +111,12 @@ landed=0 attempt=0 failures=0
 while [ $landed -lt "$TRIALS" ] && [ $attempt -lt $((TRIALS * 2)) ]; do
   attempt=$((attempt + 1))
   draw $NP; rank=$d
-  # a moment between 0.3 s (the ranks are up) and the reference run's wall time
-  draw "$(printf '%.0f' "$(echo "$wall * 1000 - 300" | bc)")"; ms=$((300 + d))
+  # a moment between 0.3 s (the ranks are up) and the reference run's wall time W: the seed
+  # fixes the fraction (in 1/1000 of the window), W the seconds
+  draw 1000; permille=$d
+  ms=$(printf '%.0f' "$(echo "300 + ($wall * 1000 - 300) * $permille / 1000" | bc -l)")
   moment=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
-  tag="trial $attempt (seed $SEED, rank $rank, at ${moment}s)"
+  tag="trial $attempt (seed $SEED, rank $rank, at ${moment}s = ${permille}/1000 of the window)"
   out="$T/k$attempt"
   deck_for "$out" "k$attempt"
   log="$T/k$attempt.log"
@@ -123,6 +125,9 @@ while [ $landed -lt "$TRIALS" ] && [ $attempt -lt $((TRIALS * 2)) ]; do
   sleep "$moment"
   pid=""
   for _ in 1 2 3 4 5; do pid=$(rank_pid $mp "$rank") && break; sleep 0.05; done
+  # Open MPI's shared-memory segments of this job (/dev/shm/vader_segment.HOST.N.JOBID.RANK,
+  # JOBID in hex): a killed job leaves them behind, so the trial removes them at its end
+  jobid=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^OMPI_MCA_ess_base_jobid=//p')
   if [ -z "$pid" ] || ! kill -9 "$pid" 2>/dev/null; then
     wait $mp; rc=$?
     echo "# $tag: the run ended (status $rc) before the kill; drawing again"
@@ -139,6 +144,7 @@ while [ $landed -lt "$TRIALS" ] && [ $attempt -lt $((TRIALS * 2)) ]; do
     failures=$((failures + 1)); continue
   fi
   wait $mp; rc=$?
+  [ -n "$jobid" ] && rm -f /dev/shm/vader_segment.*."$(printf '%x' "$jobid")".*
   problems=""
   [ $rc -ne 0 ] || problems+=" mpirun exited 0 after a rank was killed;"
   grep -q "process rank $rank with PID .* exited on signal 9 (Killed)" "$log" ||
@@ -167,9 +173,9 @@ while [ $landed -lt "$TRIALS" ] && [ $attempt -lt $((TRIALS * 2)) ]; do
     if grep -q 'nothing to do' "$T/k$attempt.resume.log"; then from="nowhere (the run had finished)"
     else from="the start"; fi
   fi
-  if [ -n "$latest" ]; then state="latest $latest whole"; else state="no checkpoint yet"; fi
+  if [ -n "$latest" ]; then ckstate="latest $latest whole"; else ckstate="no checkpoint yet"; fi
   if [ -z "$problems" ]; then
-    echo "ok - $tag: mpirun exit $rc, $state, resumed from $from, final state identical"
+    echo "ok - $tag: mpirun exit $rc, $ckstate, resumed from $from, final state identical"
   else
     echo "not ok - $tag:$problems"
     diff <(echo "$want") <(echo "$got") | head -8 | sed 's/^/#   /'
