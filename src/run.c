@@ -431,7 +431,9 @@ static int coord_handle_reports(run_ctx *ctx, coord_state *cs, int src, const vo
             }
             break;
         }
-        case R_DONE: cs->done++; break;
+        case R_DONE:
+            cs->done++;
+            break;
         case R_ERROR: {
             int code = msg_get_i32(&r);
             char *text = msg_get_str(&r);
@@ -445,7 +447,8 @@ static int coord_handle_reports(run_ctx *ctx, coord_state *cs, int src, const vo
             free(text);
             return rc ? e->code : ERR_INTERNAL;
         }
-        default: r.bad = 1;
+        default:
+            r.bad = 1;
         }
     }
     if (r.bad) return err_set(e, ERR_MPI, "rank %d sent a malformed report (%d bytes)", src, len);
@@ -547,11 +550,12 @@ static int clear_run_dir(const char *out_dir, rl_err *e) {
     return ERR_OK;
 }
 
-/* Keys that may change between the attempts of one run. */
+/* Keys that may change between the attempts of one run: out_dir too, since a run directory
+ * may be moved (to a disk with room, to another machine) and resumed there. */
 static int deck_line_may_differ(const char *line) {
-    static const char *const keys[] = {"  log_level:", "  metrics_flush_seconds:",
-                                       "  progress_seconds:", "  keep_checkpoints:",
-                                       "  checkpoint_every:"};
+    static const char *const keys[] = {
+        "  log_level:",        "  metrics_flush_seconds:", "  progress_seconds:",
+        "  keep_checkpoints:", "  checkpoint_every:",      "  out_dir:"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!strncmp(line, keys[i], strlen(keys[i]))) return 1;
     return 0;
@@ -564,9 +568,10 @@ static int deck_differs(const char *a, const char *b, char *what, size_t n) {
     while (*pa || *pb) {
         const char *ea = strchr(pa, '\n'), *eb = strchr(pb, '\n');
         size_t la = ea ? (size_t)(ea - pa) : strlen(pa), lb = eb ? (size_t)(eb - pb) : strlen(pb);
-        if ((la != lb || strncmp(pa, pb, la) != 0) && !(deck_line_may_differ(pa) && deck_line_may_differ(pb))) {
-            snprintf(what, n, "checkpoint has '%.*s', this deck has '%.*s'", (int)(la > 120 ? 120 : la),
-                     pa, (int)(lb > 120 ? 120 : lb), pb);
+        if ((la != lb || strncmp(pa, pb, la) != 0) &&
+            !(deck_line_may_differ(pa) && deck_line_may_differ(pb))) {
+            snprintf(what, n, "checkpoint has '%.*s', this deck has '%.*s'",
+                     (int)(la > 120 ? 120 : la), pa, (int)(lb > 120 ? 120 : lb), pb);
             return 1;
         }
         pa = ea ? ea + 1 : pa + la;
@@ -626,8 +631,8 @@ static int ckpt_dir_used(const char *ckdir) {
 }
 
 typedef struct setup_result {
-    int32_t rc;         /* ERR_OK, or the error (rank 0 printed it) */
-    int32_t finished;   /* --resume found a finished run: nothing to do */
+    int32_t rc;       /* ERR_OK, or the error (rank 0 printed it) */
+    int32_t finished; /* --resume found a finished run: nothing to do */
     int64_t resume_ckpt;
 } setup_result;
 
@@ -644,7 +649,25 @@ static int setup_run_dir(run_ctx *ctx, setup_result *res, rl_err *e) {
     snprintf(mpath, sizeof mpath, "%s/metrics.h5", ctx->out_dir);
     metrics_run_info info;
     if ((rc = metrics_run_state(mpath, &info, e))) {
-        if (!ctx->force) return err_prefix(e, "run.out_dir '%s'", ctx->out_dir);
+        if (ctx->resume && !ctx->force) {
+            /* a kill in the middle of a flush can leave metrics.h5 unreadable; the checkpoints
+             * hold the run's state, so the run goes on with a new metrics.h5 and the old one is
+             * kept for whatever h5py or h5recover can still read */
+            char aside[4300];
+            for (int k = 0;; k++) {
+                snprintf(aside, sizeof aside, k ? "%s.damaged.%d" : "%s.damaged", mpath, k);
+                if (access(aside, F_OK) != 0) break;
+            }
+            if (rename(mpath, aside) != 0)
+                return err_set(e, ERR_IO, "%s is unreadable and cannot be set aside as %s: %s",
+                               mpath, aside, strerror(errno));
+            log_warn("resume: %s; set aside as %s, a new metrics.h5 starts here (the rows of "
+                     "earlier attempts are in the old file)",
+                     e->msg, aside);
+            err_clear(e);
+        } else if (!ctx->force) {
+            return err_prefix(e, "run.out_dir '%s'", ctx->out_dir);
+        }
         info.state = METRICS_ABSENT;
     }
     char ckdir[4200];
@@ -775,15 +798,20 @@ int cli_run(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage_run(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--resume")) resume = 1;
-        else if (!strcmp(argv[i], "--force")) force = 1;
-        else if (!strcmp(argv[i], "-v")) verbose = 1;
-        else if (!strcmp(argv[i], "-q")) quiet = 1;
+        } else if (!strcmp(argv[i], "--resume"))
+            resume = 1;
+        else if (!strcmp(argv[i], "--force"))
+            force = 1;
+        else if (!strcmp(argv[i], "-v"))
+            verbose = 1;
+        else if (!strcmp(argv[i], "-q"))
+            quiet = 1;
         else if (argv[i][0] == '-' || deck) {
             fprintf(stderr, "rlaif run: unexpected argument '%s'\n", argv[i]);
             usage_run(stderr);
             return 2;
-        } else deck = argv[i];
+        } else
+            deck = argv[i];
     }
     if (!deck) {
         usage_run(stderr);
@@ -868,7 +896,8 @@ int cli_run(int argc, char **argv) {
                  deck, size, ctx.cfg.ranks.judge, ctx.cfg.ranks.reward, ctx.cfg.ranks.policy,
                  threads, threads == 1 ? "" : "s");
         char *ver = xstrdup(cli_version_string());
-        for (char *line = strtok(ver, "\n"); line; line = strtok(NULL, "\n")) log_info("  %s", line);
+        for (char *line = strtok(ver, "\n"); line; line = strtok(NULL, "\n"))
+            log_info("  %s", line);
         free(ver);
         log_info("effective deck:");
         char *dk = xstrdup(ctx.deck_yaml);
@@ -916,7 +945,8 @@ int cli_run(int argc, char **argv) {
         int stage = ctx.cfg.stages.items[i];
         last_stage = stage;
         if (ctx.resume_ckpt >= 0 && stage < ctx.resume_stage) {
-            if (rank == 0) log_info("stage %s: done in an earlier attempt", config_stage_name(stage));
+            if (rank == 0)
+                log_info("stage %s: done in an earlier attempt", config_stage_name(stage));
             continue;
         }
         int64_t from = (ctx.resume_ckpt >= 0 && stage == ctx.resume_stage) ? ctx.resume_step : 0;
