@@ -243,6 +243,8 @@ static int read_latest(const char *run_dir, int64_t *step, rl_err *e) {
     long long v = -1;
     if (strncmp(text, "step_", 5) == 0) v = strtoll(text + 5, &end, 10);
     if (v < 0 || !end || end == text + 5 || (*end != '\0' && strcmp(end, "\n") != 0)) {
+        for (char *c = text; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' '; /* the message stays one line */
         rc = err_set(e, ERR_STATE, "%s does not read \"step_NNNNNNNN\" (it holds \"%.40s\")", path,
                      text);
         free(text);
