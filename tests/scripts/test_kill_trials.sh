@@ -185,6 +185,33 @@ while [ $landed -lt "$TRIALS" ] && [ $attempt -lt $((TRIALS * 2)) ]; do
   fi
   rm -rf "$out"
 done
+# the whole job killed at once while rank 0 writes metrics.h5 leaves that file unreadable (an
+# HDF5 file cut in the middle of a flush); the run directory is then moved elsewhere, as after
+# a full disk. --resume must set the file aside, continue from the checkpoint, and end with
+# the same models (the summary figures of the dead attempt are in the file set aside).
+deck_for "$T/whole" whole
+setsid tools/mpirun.sh -np $NP "$BIN" run "$T/whole.yaml" >"$T/whole.log" 2>&1 &
+sid=$!
+for _ in $(seq 1 600); do grep -q "stage judge_sft: start" "$T/whole.log" && break; sleep 0.02; done
+pkill -9 -s $sid; wait $sid 2>/dev/null
+for _ in $(seq 1 100); do pgrep -s $sid >/dev/null || break; sleep 0.05; done
+if [ -s "$T/whole/metrics.h5" ]; then
+  truncate -s $(( $(stat -c %s "$T/whole/metrics.h5") / 2 )) "$T/whole/metrics.h5"
+  mv "$T/whole" "$T/moved"
+  deck_for "$T/moved" moved
+  if tools/mpirun.sh -np $NP "$BIN" run "$T/moved.yaml" --resume >"$T/moved.log" 2>&1 &&
+     grep -q "set aside as $T/moved/metrics.h5.damaged" "$T/moved.log" &&
+     grep -q "resuming from checkpoint" "$T/moved.log" &&
+     [ "$(digest "$T/moved" | grep '\.gguf$')" = "$(grep '\.gguf$' <<<"$want")" ]; then
+    echo "ok - whole job killed, metrics.h5 cut mid-flush, run directory moved: --resume sets the file aside and ends with identical models"
+  else
+    echo "not ok - --resume after a whole-job kill with a damaged metrics.h5 in a moved directory"
+    grep -E "ERROR|WARN|resuming" "$T/moved.log" | head -5 | sed 's/^/#   /'
+  fi
+else
+  echo "not ok - the whole-job kill left no metrics.h5"
+fi
+
 if [ $landed -lt "$TRIALS" ]; then
   echo "not ok - only $landed of $TRIALS kills landed in $attempt attempts"
 fi
