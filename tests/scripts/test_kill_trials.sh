@@ -66,7 +66,9 @@ with h5py.File(run + "/labels.h5", "r") as f:
         print("labels", k, hashlib.sha256(p[k][:].tobytes()).hexdigest())
     for k in ("a", "b"):
         print("labels", k, hashlib.sha256(b"\0".join(p[k][:])).hexdigest())
-timing = re.compile(r"seconds|per_s|busy|cpu|this_attempt|time|fraction")
+# figures of one attempt's work, not of the run's result: timings, and the label stage's
+# per-judge pair counts and prefix-cache share (a resumed label stage labels the rest only)
+timing = re.compile(r"seconds|per_s|busy|cpu|this_attempt|time|fraction|judge[0-9]+_pairs$|reused_share")
 with h5py.File(run + "/metrics.h5", "r") as f:
     print("status", f.attrs["status"])
     for k in sorted(f["summary"]):
