@@ -7,9 +7,10 @@
  *                                     rlaif-ckpt-manifest 1
  *                                     step 100
  *                                     written 2024-05-01T12:00:00Z
- *                                     component policy 123456 9f3a0c11
+ *                                     component policy 123456 9f3a0c11 5be0917d
  *                                     (one line per component: name, file size in bytes,
- *                                     CRC-32C of its index)
+ *                                     CRC-32C of its index, CRC-32C of the whole file; older
+ *                                     manifests lack the last field and are still read)
  *                                     end
  *   ckpt/step_00000100/<component>.h5   one file per component (coordinator, policy, reward,
  *                                   value, ...), each written by one rank as <component>.h5.tmp,
@@ -33,10 +34,12 @@
  * A crash anywhere before the rename of latest leaves the previous checkpoint current and whole.
  *
  * Verification (ckpt_find_latest, ckpt_verify_step): the MANIFEST parses and names the step;
- * every component file has the size the manifest says, opens as HDF5 (format 1.8: checksummed
- * metadata), has its marker with the right step, component and index CRC, holds exactly the
- * datasets of its index, and every dataset's bytes match their CRC-32C. Reads through
- * ckpt_read_* check the dataset's CRC again, so a file damaged after verification is caught.
+ * every component file has the size and the whole-file CRC the manifest says (checked with
+ * plain reads, before HDF5 parses a byte: a damaged file can crash HDF5), opens as HDF5
+ * (format 1.8: checksummed metadata), has its marker with the right step, component and index CRC,
+ * holds exactly the datasets of its index, and every dataset's bytes match their CRC-32C. Reads
+ * through ckpt_read_* check the dataset's CRC again, so a file damaged after verification is
+ * caught.
  *
  * Names: '/'-separated segments of [A-Za-z0-9_.-] (h5io_check_name); names starting with
  * "_ckpt" are reserved. Components: one segment.
@@ -104,13 +107,27 @@ int ckpt_prune(const char *run_dir, int keep, rl_err *e);
 /* ------------------------------------------------------------------ finding and verifying */
 
 enum {
-    CKPT_VERIFY_FULL = 0, /* read every dataset and check its CRC */
+    CKPT_VERIFY_FULL = 0, /* the whole-file CRCs first, then every dataset and its CRC */
     CKPT_VERIFY_QUICK = 1 /* structure, sizes, markers, index CRCs, every dataset's header;
-                             data CRCs are then checked as ckpt_read_* reads */
+                             data CRCs are then checked as ckpt_read_* reads (no whole-file
+                             CRC: HDF5 parses files not checked byte for byte) */
 };
 
 /* Verifies one step as described above; the message says which file and which check failed. */
 int ckpt_verify_step(const char *run_dir, int64_t step, int mode, rl_err *e);
+
+/* The step ckpt/latest names, without verifying it; *step = -1 with ERR_OK when there is no
+ * ckpt/latest. ERR_STATE when the file does not read "step_NNNNNNNN". */
+int ckpt_latest(const char *run_dir, int64_t *step, rl_err *e);
+
+/* Verifies one open component file on its own (no MANIFEST): the datasets in the file are
+ * exactly those of its marker, each has the indexed size, and (CKPT_VERIFY_FULL) every CRC. */
+int ckpt_file_verify(ckpt_file *f, int mode, rl_err *e);
+
+/* Opens a component file by path (ckpt_file_open builds the path from a run directory): the
+ * marker must name `component` and `step`. */
+int ckpt_file_open_path(const char *path, const char *component, int64_t step, ckpt_file **out,
+                        rl_err *e);
 
 /* The step to resume from: the one ckpt/latest names if it verifies, else the newest older
  * step directory that does. Every step skipped, and why, is appended to notes (one line each,
@@ -126,6 +143,9 @@ int ckpt_file_open(const char *run_dir, int64_t step, const char *component, ckp
                    rl_err *e);
 /* 1 when the file holds a dataset of that name. */
 int ckpt_has(const ckpt_file *f, const char *name);
+/* The datasets of the file's index, in the order they were written: i in 0 .. count-1. */
+size_t ckpt_count(const ckpt_file *f);
+const char *ckpt_name_at(const ckpt_file *f, size_t i);
 /* Shape of a dataset (a scalar has ndim 0). */
 int ckpt_shape(ckpt_file *f, const char *name, int *ndim, size_t dims[CKPT_MAX_DIMS], rl_err *e);
 /* Reads into out, which holds expected_count values; the stored count must match exactly.

@@ -11,6 +11,7 @@ int cli_logits(int argc, char **argv); /* logits --model F --ids-file I --out O 
 int cli_generate(int argc,
                  char **argv);         /* generate --model F --prompt TEXT ... (src/cli_model.c) */
 int cli_export(int argc, char **argv); /* export ...                           (src/cli_model.c) */
+int cli_ckpt(int argc, char **argv);   /* ckpt verify RUN_DIR [--all]            (src/cli_ckpt.c) */
 int cli_task(int argc, char **argv);   /* task sample|score|stats|corpus|pairs  (src/cli_task.c) */
 int cli_bench(int argc, char **argv);  /* bench sgemm|train|decode ...         (src/bench.c) */
 int cli_bench_judge(int argc,

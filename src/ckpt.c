@@ -243,6 +243,8 @@ static int read_latest(const char *run_dir, int64_t *step, rl_err *e) {
     long long v = -1;
     if (strncmp(text, "step_", 5) == 0) v = strtoll(text + 5, &end, 10);
     if (v < 0 || !end || end == text + 5 || (*end != '\0' && strcmp(end, "\n") != 0)) {
+        for (char *c = text; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' '; /* the message stays one line */
         rc = err_set(e, ERR_STATE, "%s does not read \"step_NNNNNNNN\" (it holds \"%.40s\")", path,
                      text);
         free(text);
@@ -663,6 +665,14 @@ out:
     return ERR_OK;
 }
 
+int ckpt_file_open_path(const char *path, const char *component, int64_t step, ckpt_file **out,
+                        rl_err *e) {
+    *out = NULL;
+    int rc = check_component(component, e);
+    if (rc) return rc;
+    return open_file_at(path, component, step, out, e);
+}
+
 int ckpt_file_open(const char *run_dir, int64_t step, const char *component, ckpt_file **out,
                    rl_err *e) {
     *out = NULL;
@@ -693,6 +703,14 @@ void ckpt_file_close(ckpt_file *f) {
 
 int ckpt_has(const ckpt_file *f, const char *name) {
     return f && find_entry(f, name) != NULL;
+}
+
+size_t ckpt_count(const ckpt_file *f) {
+    return f ? f->n : 0;
+}
+
+const char *ckpt_name_at(const ckpt_file *f, size_t i) {
+    return f && i < f->n ? f->idx[i].name : NULL;
 }
 
 /* ------------------------------------------------------------------ reading datasets */
@@ -1046,11 +1064,49 @@ static int verify_file(ckpt_file *f, int mode, rl_err *e) {
     return rc;
 }
 
+int ckpt_file_verify(ckpt_file *f, int mode, rl_err *e) {
+    if (!f || f->writing || f->h < 0)
+        return err_set(e, ERR_INTERNAL, "ckpt_file_verify on a file not open for reading");
+    return verify_file(f, mode, e);
+}
+
+int ckpt_latest(const char *run_dir, int64_t *step, rl_err *e) {
+    return read_latest(run_dir, step, e);
+}
+
 typedef struct manifest_comp {
     char name[128];
     long long size;
     uint32_t index_crc;
+    int has_file_crc; /* manifests written before the whole-file CRC have none */
+    uint32_t file_crc;
 } manifest_comp;
+
+/* CRC-32C of a whole file, read with plain I/O: checked before HDF5 sees a byte of it, since
+ * HDF5 does not survive every malformed file (its global heap, for one, has no checksum). */
+static int file_crc(const char *path, uint32_t *crc, rl_err *e) {
+    *crc = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return err_set(e, ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 1 << 20;
+    unsigned char *buf = xmalloc(cap);
+    uint32_t c = 0;
+    int rc = ERR_OK;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            rc = err_set(e, ERR_IO, "cannot read %s: %s", path, strerror(errno));
+            break;
+        }
+        if (n == 0) break;
+        c = crc32c(c, buf, (size_t)n);
+    }
+    free(buf);
+    close(fd);
+    *crc = c;
+    return rc;
+}
 
 /* Parses MANIFEST text; *comps malloc'd. */
 static int parse_manifest(const char *path, char *text, int64_t step, manifest_comp **comps,
@@ -1072,8 +1128,8 @@ static int parse_manifest(const char *path, char *text, int64_t step, manifest_c
         }
         long long v;
         char name[128];
-        unsigned crc;
-        int used = 0;
+        unsigned crc, fcrc;
+        int used = 0, fields = 0;
         if (sscanf(line, "step %lld%n", &v, &used) == 1 && line[used] == '\0') {
             if (v != step)
                 return err_set(e, ERR_STATE,
@@ -1083,7 +1139,10 @@ static int parse_manifest(const char *path, char *text, int64_t step, manifest_c
             saw_step = 1;
         } else if (strncmp(line, "written ", 8) == 0) {
             /* informational */
-        } else if (sscanf(line, "component %127s %lld %8x%n", name, &v, &crc, &used) == 3 &&
+        } else if (((fields = sscanf(line, "component %127s %lld %8x %8x%n", name, &v, &crc, &fcrc,
+                                     &used)) == 4 ||
+                    (fields == 3 &&
+                     sscanf(line, "component %127s %lld %8x%n", name, &v, &crc, &used) == 3)) &&
                    line[used] == '\0') {
             if (*n == cap) {
                 cap = cap ? 2 * cap : 8;
@@ -1093,6 +1152,8 @@ static int parse_manifest(const char *path, char *text, int64_t step, manifest_c
             snprintf(c->name, sizeof c->name, "%s", name);
             c->size = v;
             c->index_crc = crc;
+            c->has_file_crc = fields == 4;
+            c->file_crc = fields == 4 ? fcrc : 0;
         } else if (strcmp(line, "end") == 0) {
             saw_end = 1;
         } else {
@@ -1140,6 +1201,17 @@ int ckpt_verify_step(const char *run_dir, int64_t step, int mode, rl_err *e) {
                          (long long)st.st_size < comps[i].size ? "truncated"
                                                                : "replaced or damaged");
             break;
+        }
+        if (comps[i].has_file_crc && mode == CKPT_VERIFY_FULL) {
+            uint32_t c = 0;
+            if ((rc = file_crc(path, &c, e))) break;
+            if (c != comps[i].file_crc) {
+                rc = err_set(e, ERR_STATE,
+                             "%s fails its file checksum (CRC-32C %08x, the MANIFEST says %08x): "
+                             "corrupt",
+                             path, c, comps[i].file_crc);
+                break;
+            }
         }
         ckpt_file *f = NULL;
         rc = open_file_at(path, comps[i].name, step, &f, e);
@@ -1292,11 +1364,12 @@ int ckpt_commit_step(const char *run_dir, int64_t step, const char *const *compo
             break;
         }
         struct stat st;
+        uint32_t fc = 0;
         if (stat(f->path, &st) != 0)
             rc = err_set(e, ERR_IO, "cannot stat %s: %s", f->path, strerror(errno));
-        else
-            used += (size_t)snprintf(text + used, cap - used, "component %s %lld %08x\n",
-                                     components[i], (long long)st.st_size, f->index_crc);
+        else if (!(rc = file_crc(f->path, &fc, e)))
+            used += (size_t)snprintf(text + used, cap - used, "component %s %lld %08x %08x\n",
+                                     components[i], (long long)st.st_size, f->index_crc, fc);
         ckpt_file_close(f);
     }
     if (!rc) {

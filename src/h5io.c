@@ -22,7 +22,7 @@ void h5io_quiet_end(const h5io_quiet *q) {
 }
 
 typedef struct {
-    char msg[256];
+    char msg[512];
     int found;
 } walk_ctx;
 
@@ -36,6 +36,24 @@ static herr_t walk_first(unsigned n, const H5E_error2_t *d, void *client) {
     return 0;
 }
 
+/* HDF5's description of a failed system call ("file write failed: time = ...\n, filename = ...,
+ * errno = 28, error message = 'No space left on device', buf = 0x...") as one short phrase:
+ * "No space left on device (HDF5: file write failed)"; other descriptions lose their newlines. */
+static void h5_reason(const char *desc, char *out, size_t cap, int *err_no) {
+    *err_no = 0;
+    const char *en = strstr(desc, "errno = ");
+    if (en && sscanf(en + 8, "%d", err_no) == 1 && *err_no > 0) {
+        const char *colon = strchr(desc, ':');
+        int what = colon ? (int)(colon - desc) : (int)strlen(desc);
+        snprintf(out, cap, "%s (errno %d; HDF5: %.*s)", strerror(*err_no), *err_no, what, desc);
+        return;
+    }
+    *err_no = 0;
+    snprintf(out, cap, "HDF5: %s", desc);
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
 int h5io_err(rl_err *e, int code, const char *fmt, ...) {
     walk_ctx w = {{0}, 0};
     /* H5E calls do not clear the stack, so it still holds the failure being reported. */
@@ -46,8 +64,18 @@ int h5io_err(rl_err *e, int code, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
-    if (w.found && n >= 0 && (size_t)n < sizeof e->msg)
-        snprintf(e->msg + n, sizeof e->msg - (size_t)n, " (HDF5: %s)", w.msg);
+    if (w.found && n >= 0 && (size_t)n < sizeof e->msg) {
+        char reason[512];
+        int err_no;
+        h5_reason(w.msg, reason, sizeof reason, &err_no);
+        const char *hint = err_no == ENOSPC || err_no == EDQUOT
+                               ? "; the file system is full (or over quota): free space there"
+                               : "";
+        if (err_no)
+            snprintf(e->msg + n, sizeof e->msg - (size_t)n, ": %s%s", reason, hint);
+        else
+            snprintf(e->msg + n, sizeof e->msg - (size_t)n, " (%s)", reason);
+    }
     return code;
 }
 

@@ -21,6 +21,8 @@ static const struct {
      "logits --model F --ids-file I --out O   raw float32 logits of one forward pass"},
     {"generate", cli_generate, "generate --model F --prompt TEXT [...]  sample a continuation"},
     {"export", cli_export, "export ...                              write a trained model as GGUF"},
+    {"ckpt", cli_ckpt,
+     "ckpt verify RUN_DIR [--all]             is the latest checkpoint whole (CRCs)?"},
     {"task", cli_task,
      "task sample|score|stats|corpus|pairs    the built-in task and its gold rater"},
     {"bench", cli_bench, "bench sgemm|train|decode [...]          throughput figures"},

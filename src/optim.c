@@ -85,11 +85,11 @@ int optim_step(optim *o, model *mdl, optim_stats *st, rl_err *e) {
             for (size_t j = 0; j < t->numel; j++)
                 if (!isfinite(mdl->grads[t->offset + j]))
                     return err_set(e, ERR_NUMERIC,
-                                   "optim: gradient of '%s' is %g at element %zu (step %ld); "
+                                   "the gradient of '%s' is %g at element %zu: not finite; "
                                    "lower the learning rate or check the data",
-                                   t->name, (double)mdl->grads[t->offset + j], j, o->step);
+                                   t->name, (double)mdl->grads[t->offset + j], j);
         }
-        return err_set(e, ERR_NUMERIC, "optim: gradient norm is not finite (step %ld)", o->step);
+        return err_set(e, ERR_NUMERIC, "the gradient norm is not finite");
     }
     /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when < 1 */
     double gs = 1.0;
@@ -108,6 +108,25 @@ int optim_step(optim *o, model *mdl, optim_stats *st, rl_err *e) {
         size_t off = tt->offset;
         adamw_tensor(mdl->params + off, mdl->grads + off, o->m + off, o->v + off, tt->numel, decay,
                      c->beta1, c->beta2, (float)gs, step_size, inv_bc2_sqrt, c->eps);
+    }
+    /* finite gradients can still drive the parameters to Inf (a weight-decay factor 1 - lr * wd
+     * below -1 grows them geometrically): stop here, before a checkpoint or a model file holds
+     * them. A double sum of floats overflows only if a value is Inf or NaN. */
+    for (int i = 0; i < mdl->n_tensors; i++) {
+        const model_tensor *tt = &mdl->tensors[i];
+        const float *p = mdl->params + tt->offset;
+        double sum = 0;
+        for (size_t j = 0; j < tt->numel; j++) sum += p[j];
+        if (isfinite(sum)) continue;
+        size_t j = 0;
+        while (j + 1 < tt->numel && isfinite(p[j])) j++;
+        double decay = 1.0 - lr * c->weight_decay;
+        return err_set(e, ERR_NUMERIC,
+                       "the update made parameter '%s' %g at element %zu: not finite (lr %g, "
+                       "weight decay factor %g); lower the learning rate%s",
+                       tt->name, (double)p[j], j, lr, tt->decay ? decay : 1.0,
+                       tt->decay && decay <= 0 ? " or the weight decay (lr * weight_decay >= 1)"
+                                               : "");
     }
     o->step = t;
     if (st) {

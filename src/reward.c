@@ -198,8 +198,10 @@ int reward_trainer_step(reward_trainer *t, MPI_Comm comm, reward_step_stats *st,
     if (comm_allreduce_sum_f64(sums, 5, comm))
         return err_set(e, ERR_MPI, "reward: allreduce failed");
     if (!isfinite(sums[0]))
-        return err_set(e, ERR_NUMERIC, "reward: the loss is not finite at step %ld",
-                       t->opt.step + 1);
+        return err_set(e, ERR_NUMERIC,
+                       "the reward-model loss is %g: not finite; lower the learning rate (or "
+                       "check the labels)",
+                       sums[0]);
     optim_stats os;
     if ((rc = optim_step(&t->opt, m, &os, e))) return rc;
     if (st) {

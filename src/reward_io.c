@@ -6,6 +6,7 @@
  * added; reading it is gguf_model_load's walk with the head's two tensors allowed. A plain
  * language model (no head) reads too: the head is then zero and has_head 0.
  * Not here: training (reward.c), the stage (stage_reward.c). */
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -189,14 +190,23 @@ int reward_labels_read(const char *path, reward_labels *l, rl_err *e) {
     h5io_quiet_begin(&q);
     hid_t fapl = h5io_fapl();
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
     if (f < 0) {
+        /* the message first: any HDF5 call (H5Pclose too) clears the error stack */
+        if (access(path, F_OK) != 0)
+            err_set(e, ERR_INPUT,
+                    "%s: cannot open the labels: %s (run the label stage first, or set "
+                    "reward.labels_file)",
+                    path, strerror(errno));
+        else
+            h5io_err(e, ERR_INPUT,
+                     "%s: the labels file does not open as HDF5: truncated or damaged (move it "
+                     "away and run the label stage again, or set reward.labels_file)",
+                     path);
+        H5Pclose(fapl);
         h5io_quiet_end(&q);
-        return h5io_err(e, ERR_INPUT,
-                        "%s: cannot open the labels (run the label stage first, or set "
-                        "reward.labels_file)",
-                        path);
+        return ERR_INPUT;
     }
+    H5Pclose(fapl);
     int rc = ERR_OK;
     hid_t g = H5Gopen2(f, "pairs", H5P_DEFAULT);
     long n = 0;

@@ -175,7 +175,8 @@ static int prompt_at(const rl_engine *E, long q, int n_prompts, int *perm, long 
 }
 
 static int numeric(rl_err *e, const char *what, long iter) {
-    return err_set(e, ERR_NUMERIC, "rl: the %s is not finite in iteration %ld", what, iter + 1);
+    (void)iter; /* the stage names the step */
+    return err_set(e, ERR_NUMERIC, "the %s is not finite; lower the learning rate", what);
 }
 
 int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI_Comm comm,
@@ -281,9 +282,7 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
     for (int i = 0; i < n; i++) {
         double s = r.raw[i];
         if (!isfinite(s)) {
-            rc = err_set(e, ERR_NUMERIC,
-                         "rl: the scorer returned %g for rollout %d of iteration %ld", s, i,
-                         E->iter + 1);
+            rc = err_set(e, ERR_NUMERIC, "the scorer returned %g for rollout %d: not finite", s, i);
             break;
         }
         if (c->reward_clip > 0)
@@ -410,7 +409,7 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
                 if ((rc = model_allreduce_grads(E->policy, comm, e))) break;
                 optim_stats os;
                 if ((rc = optim_step(&E->opt_pol, E->policy, &os, e))) {
-                    err_prefix(e, "rl: policy update in iteration %ld", E->iter + 1);
+                    err_prefix(e, "policy update");
                     break;
                 }
                 gn_sum += os.grad_norm, lr = os.lr;
@@ -431,7 +430,7 @@ int rl_iteration(rl_engine *E, const rl_prompts *P, const rl_scorer *scorer, MPI
                 model_backward(E->value, &E->acts_val, fb.tok);
                 if ((rc = model_allreduce_grads(E->value, comm, e))) break;
                 if ((rc = optim_step(&E->opt_val, E->value, &os, e))) {
-                    err_prefix(e, "rl: value update in iteration %ld", E->iter + 1);
+                    err_prefix(e, "value update");
                     break;
                 }
                 vgn_sum += os.grad_norm;

@@ -206,6 +206,19 @@ void run_fail(run_ctx *ctx, const rl_err *e) {
     int code = e && e->code ? e->code : ERR_INTERNAL;
     const char *msg = e && e->msg[0] ? e->msg : "unknown error";
     log_error("%s", msg);
+    if (ctx && ctx->comm.rank == 0 && ctx->out_dir[0]) {
+        /* where the run can continue from: what an operator needs next */
+        int64_t latest = -1;
+        rl_err e3 = {0};
+        if (ckpt_latest(ctx->out_dir, &latest, &e3) == ERR_OK && latest >= 0)
+            log_warn("the newest committed checkpoint is %s/ckpt/step_%08lld (%s step %lld); once "
+                     "the cause is fixed, continue with: rlaif run %s --resume (add --force if "
+                     "the deck changed)",
+                     ctx->out_dir, (long long)latest, config_stage_name((int)(latest / 10000000)),
+                     (long long)(latest % 10000000), ctx->deck_path_for_msgs);
+        else if (e3.code == ERR_OK)
+            log_warn("the run failed before its first checkpoint");
+    }
     if (ctx && ctx->comm.rank == 0 && ctx->metrics) {
         rl_err e2 = {0};
         metrics_set_summary_str(ctx->metrics, "error", msg, &e2);
@@ -422,7 +435,9 @@ static int coord_handle_reports(run_ctx *ctx, coord_state *cs, int src, const vo
             }
             break;
         }
-        case R_DONE: cs->done++; break;
+        case R_DONE:
+            cs->done++;
+            break;
         case R_ERROR: {
             int code = msg_get_i32(&r);
             char *text = msg_get_str(&r);
@@ -436,7 +451,8 @@ static int coord_handle_reports(run_ctx *ctx, coord_state *cs, int src, const vo
             free(text);
             return rc ? e->code : ERR_INTERNAL;
         }
-        default: r.bad = 1;
+        default:
+            r.bad = 1;
         }
     }
     if (r.bad) return err_set(e, ERR_MPI, "rank %d sent a malformed report (%d bytes)", src, len);
@@ -538,11 +554,12 @@ static int clear_run_dir(const char *out_dir, rl_err *e) {
     return ERR_OK;
 }
 
-/* Keys that may change between the attempts of one run. */
+/* Keys that may change between the attempts of one run: out_dir too, since a run directory
+ * may be moved (to a disk with room, to another machine) and resumed there. */
 static int deck_line_may_differ(const char *line) {
-    static const char *const keys[] = {"  log_level:", "  metrics_flush_seconds:",
-                                       "  progress_seconds:", "  keep_checkpoints:",
-                                       "  checkpoint_every:"};
+    static const char *const keys[] = {
+        "  log_level:",        "  metrics_flush_seconds:", "  progress_seconds:",
+        "  keep_checkpoints:", "  checkpoint_every:",      "  out_dir:"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!strncmp(line, keys[i], strlen(keys[i]))) return 1;
     return 0;
@@ -555,9 +572,10 @@ static int deck_differs(const char *a, const char *b, char *what, size_t n) {
     while (*pa || *pb) {
         const char *ea = strchr(pa, '\n'), *eb = strchr(pb, '\n');
         size_t la = ea ? (size_t)(ea - pa) : strlen(pa), lb = eb ? (size_t)(eb - pb) : strlen(pb);
-        if ((la != lb || strncmp(pa, pb, la) != 0) && !(deck_line_may_differ(pa) && deck_line_may_differ(pb))) {
-            snprintf(what, n, "checkpoint has '%.*s', this deck has '%.*s'", (int)(la > 120 ? 120 : la),
-                     pa, (int)(lb > 120 ? 120 : lb), pb);
+        if ((la != lb || strncmp(pa, pb, la) != 0) &&
+            !(deck_line_may_differ(pa) && deck_line_may_differ(pb))) {
+            snprintf(what, n, "checkpoint has '%.*s', this deck has '%.*s'",
+                     (int)(la > 120 ? 120 : la), pa, (int)(lb > 120 ? 120 : lb), pb);
             return 1;
         }
         pa = ea ? ea + 1 : pa + la;
@@ -603,9 +621,22 @@ static int ckpt_clear_after(const char *out_dir, int64_t ckpt, rl_err *e) {
     return rc;
 }
 
+/* 1 when out_dir/ckpt holds checkpoint files (latest, step_*): an empty directory, such as
+ * the mount point of a file system set aside for checkpoints, is no earlier run. */
+static int ckpt_dir_used(const char *ckdir) {
+    DIR *d = opendir(ckdir);
+    if (!d) return errno != ENOENT; /* unreadable: let the checks below say so */
+    int used = 0;
+    struct dirent *de;
+    while (!used && (de = readdir(d)))
+        used = !strncmp(de->d_name, "latest", 6) || !strncmp(de->d_name, "step_", 5);
+    closedir(d);
+    return used;
+}
+
 typedef struct setup_result {
-    int32_t rc;         /* ERR_OK, or the error (rank 0 printed it) */
-    int32_t finished;   /* --resume found a finished run: nothing to do */
+    int32_t rc;       /* ERR_OK, or the error (rank 0 printed it) */
+    int32_t finished; /* --resume found a finished run: nothing to do */
     int64_t resume_ckpt;
 } setup_result;
 
@@ -622,12 +653,30 @@ static int setup_run_dir(run_ctx *ctx, setup_result *res, rl_err *e) {
     snprintf(mpath, sizeof mpath, "%s/metrics.h5", ctx->out_dir);
     metrics_run_info info;
     if ((rc = metrics_run_state(mpath, &info, e))) {
-        if (!ctx->force) return err_prefix(e, "run.out_dir '%s'", ctx->out_dir);
+        if (ctx->resume && !ctx->force) {
+            /* a kill in the middle of a flush can leave metrics.h5 unreadable; the checkpoints
+             * hold the run's state, so the run goes on with a new metrics.h5 and the old one is
+             * kept for whatever h5py or h5recover can still read */
+            char aside[4300];
+            for (int k = 0;; k++) {
+                snprintf(aside, sizeof aside, k ? "%s.damaged.%d" : "%s.damaged", mpath, k);
+                if (access(aside, F_OK) != 0) break;
+            }
+            if (rename(mpath, aside) != 0)
+                return err_set(e, ERR_IO, "%s is unreadable and cannot be set aside as %s: %s",
+                               mpath, aside, strerror(errno));
+            log_warn("resume: %s; set aside as %s, a new metrics.h5 starts here (the rows of "
+                     "earlier attempts are in the old file)",
+                     e->msg, aside);
+            err_clear(e);
+        } else if (!ctx->force) {
+            return err_prefix(e, "run.out_dir '%s'", ctx->out_dir);
+        }
         info.state = METRICS_ABSENT;
     }
     char ckdir[4200];
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", ctx->out_dir);
-    int have_ckpt_dir = access(ckdir, F_OK) == 0;
+    int have_ckpt_dir = ckpt_dir_used(ckdir);
 
     if (ctx->force && !ctx->resume) {
         if (info.state != METRICS_ABSENT || have_ckpt_dir)
@@ -645,6 +694,11 @@ static int setup_run_dir(run_ctx *ctx, setup_result *res, rl_err *e) {
                            "refusing to overwrite it: pass --force to start over, or choose "
                            "another run.out_dir",
                            ctx->out_dir, info.start_time, info.end_time);
+        if (info.state == METRICS_ABSENT)
+            return err_set(e, ERR_STATE,
+                           "run.out_dir '%s' holds checkpoints (%s) but no metrics.h5; pass "
+                           "--resume to continue from them, or --force to start over",
+                           ctx->out_dir, ckdir);
         return err_set(e, ERR_STATE,
                        "run.out_dir '%s' holds an unfinished run (state %s, started %s); pass "
                        "--resume to continue it from its last checkpoint, or --force to start "
@@ -748,15 +802,20 @@ int cli_run(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage_run(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--resume")) resume = 1;
-        else if (!strcmp(argv[i], "--force")) force = 1;
-        else if (!strcmp(argv[i], "-v")) verbose = 1;
-        else if (!strcmp(argv[i], "-q")) quiet = 1;
+        } else if (!strcmp(argv[i], "--resume"))
+            resume = 1;
+        else if (!strcmp(argv[i], "--force"))
+            force = 1;
+        else if (!strcmp(argv[i], "-v"))
+            verbose = 1;
+        else if (!strcmp(argv[i], "-q"))
+            quiet = 1;
         else if (argv[i][0] == '-' || deck) {
             fprintf(stderr, "rlaif run: unexpected argument '%s'\n", argv[i]);
             usage_run(stderr);
             return 2;
-        } else deck = argv[i];
+        } else
+            deck = argv[i];
     }
     if (!deck) {
         usage_run(stderr);
@@ -841,7 +900,8 @@ int cli_run(int argc, char **argv) {
                  deck, size, ctx.cfg.ranks.judge, ctx.cfg.ranks.reward, ctx.cfg.ranks.policy,
                  threads, threads == 1 ? "" : "s");
         char *ver = xstrdup(cli_version_string());
-        for (char *line = strtok(ver, "\n"); line; line = strtok(NULL, "\n")) log_info("  %s", line);
+        for (char *line = strtok(ver, "\n"); line; line = strtok(NULL, "\n"))
+            log_info("  %s", line);
         free(ver);
         log_info("effective deck:");
         char *dk = xstrdup(ctx.deck_yaml);
@@ -889,7 +949,8 @@ int cli_run(int argc, char **argv) {
         int stage = ctx.cfg.stages.items[i];
         last_stage = stage;
         if (ctx.resume_ckpt >= 0 && stage < ctx.resume_stage) {
-            if (rank == 0) log_info("stage %s: done in an earlier attempt", config_stage_name(stage));
+            if (rank == 0)
+                log_info("stage %s: done in an earlier attempt", config_stage_name(stage));
             continue;
         }
         int64_t from = (ctx.resume_ckpt >= 0 && stage == ctx.resume_stage) ? ctx.resume_step : 0;

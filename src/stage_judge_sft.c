@@ -363,7 +363,7 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
         trainer_optim_config(co, &oc);
         trainer_free(&t);
         rc = trainer_init(&t, &m, &oc, co->batch / g->size, m.cfg.max_seq, g->comm,
-                          phase == 0 ? "judge_sft pretrain" : "judge_sft finetune", e);
+                          phase == 0 ? "judge_sft (pretrain)" : "judge_sft (finetune)", e);
         if (!rc && from_step > first) {
             ckpt_file *f = NULL;
             rc = ckpt_file_open(ctx->out_dir, RUN_CKPT_ID(STAGE_JUDGE_SFT, from_step), "judge", &f,

@@ -540,6 +540,9 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
         rc = jsonl_read_file(cfg->label.pairs_file, on_file_line, &fr, e);
         if (!rc && fr.n == 0)
             rc = err_set(e, ERR_INPUT, "%s: no pairs in the file", cfg->label.pairs_file);
+        if (!rc && cfg->label.pairs > 0 && fr.n < cfg->label.pairs)
+            log_warn("label: label.pairs is %lld but %s holds %lld pairs; labelling those",
+                     (long long)cfg->label.pairs, cfg->label.pairs_file, (long long)fr.n);
         c.n = fr.n;
     } else {
         stage_model_file(ctx, "policy_sft.gguf", cfg->policy.gguf, src_path, sizeof src_path);

@@ -131,12 +131,16 @@ static double sft_eval_targets_gold(const task_config *tc, const config *cfg) {
 
 /* ------------------------------------------------------------------ the stage */
 
-static int save_ckpt(run_ctx *ctx, const trainer *t, long step, rl_err *e) {
+/* tokens: the lead's (padded, real) token counts so far, so that a resumed run reports the
+ * padding share of the whole stage */
+static int save_ckpt(run_ctx *ctx, const trainer *t, long step, const int64_t tokens[2],
+                     rl_err *e) {
     ckpt_file *f = NULL;
     int64_t id = RUN_CKPT_ID(STAGE_SFT, step);
     int rc = ckpt_file_begin(ctx->out_dir, id, "policy", &f, e);
     if (rc) return rc;
-    if ((rc = trainer_save(t, f, "policy", e))) {
+    if ((rc = trainer_save(t, f, "policy", e)) ||
+        (rc = ckpt_write_i64(f, "policy/tokens_seen", tokens, 2, e))) {
         ckpt_file_abort(f);
         return rc;
     }
@@ -156,6 +160,7 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
     memset(&m, 0, sizeof m);
     trainer t;
     memset(&t, 0, sizeof t);
+    int64_t seen[2] = {0, 0}; /* padded and real tokens of the lead's batches, steps 1.. */
     if ((rc = stage_task_tokenizer(ctx, g->comm, &tok, e))) return rc;
     if (cfg->policy.gguf[0]) {
         tokenizer_free(tok);
@@ -175,6 +180,8 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
         ckpt_file *f = NULL;
         rc = ckpt_file_open(ctx->out_dir, RUN_CKPT_ID(STAGE_SFT, from_step), "policy", &f, e);
         if (!rc) rc = trainer_load(&t, f, "policy", e);
+        if (!rc && ckpt_has(f, "policy/tokens_seen"))
+            rc = ckpt_read_i64(f, "policy/tokens_seen", seen, 2, e);
         if (f) ckpt_file_close(f);
         if (!rc && t.opt.step != from_step)
             rc = err_set(e, ERR_STATE, "sft: the checkpoint of step %lld holds step %ld",
@@ -190,7 +197,8 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
     int steps = cfg->sft.steps, every = cfg->run.checkpoint_every;
     float pw = (float)cfg->sft_opts.prompt_loss;
     double t0 = log_now(), t_data = 0;
-    long tokens = 0, real_tokens = 0;
+    long tokens = (long)seen[0], real_tokens = (long)seen[1];
+    const long tokens0 = tokens; /* the rate counts this attempt's tokens */
     for (long step = from_step + 1; step <= steps; step++) {
         trainer_stats st;
         /* a rank whose data fails must not leave the others in a collective: agree first */
@@ -207,7 +215,7 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
             run_metric(ctx, "sft/grad_norm", step, st.grad_norm);
             char extra[96];
             snprintf(extra, sizeof extra, "loss %.3f, %.0f tok/s", st.loss,
-                     tokens * g->size / (log_now() - t0 + 1e-9));
+                     (tokens - tokens0) * g->size / (log_now() - t0 + 1e-9));
             run_progress(ctx, step, steps, extra);
         }
         if (step % 50 == 0 || step == steps) {
@@ -221,7 +229,8 @@ static int sft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_er
         }
         int stop = run_stop_requested(ctx, g->comm);
         if ((every > 0 && step % every == 0) || step == steps || stop) {
-            if (lead && (rc = save_ckpt(ctx, &t, step, e))) break;
+            seen[0] = tokens, seen[1] = real_tokens;
+            if (lead && (rc = save_ckpt(ctx, &t, step, seen, e))) break;
         }
         if (stop) {
             if (lead) run_report_done(ctx);

@@ -127,9 +127,10 @@ static int run_batch(trainer *t, int backward, trainer_stats *st, long step, rl_
     st->weight = glob[0];
     st->loss = glob[0] > 0 ? ls[0] / glob[0] : 0.0;
     if (!isfinite(st->loss))
-        return err_set(e, ERR_NUMERIC,
-                       "%s step %ld: the loss is %g; lower the learning rate (or check the data)",
-                       t->what, step, st->loss);
+        return err_set(
+            e, ERR_NUMERIC,
+            "stage %s, step %ld: the loss is %g; lower the learning rate (or check the data)",
+            t->what, step, st->loss);
     return ERR_OK;
 }
 
@@ -148,7 +149,7 @@ int trainer_step(trainer *t, long step, trainer_stats *st, rl_err *e) {
     }
     optim_stats os;
     if ((rc = optim_step(&t->opt, t->m, &os, e)))
-        return err_prefix(e, "%s step %ld", t->what, step);
+        return err_prefix(e, "stage %s, step %ld", t->what, step);
     s.grad_norm = os.grad_norm;
     s.lr = os.lr;
     if (st) *st = s;

@@ -104,21 +104,29 @@ check "kill -9 in judge_sft, --resume: the judge is bit-identical to the uninter
   '[ $killed -eq 0 ] && [ $rc -eq 0 ] && grep -q "resuming from checkpoint step_100000[2-9]" $T/log && cmp -s $T/k2/models/judge.gguf $T/full/models/judge.gguf'
 
 # ---------------------------------------------------------------- kill -9 in label, resume
-deck k3 's/label: {pairs: 200,/label: {pairs: 200,/' 's/metrics_flush_seconds: 0.5/metrics_flush_seconds: 0.1/'
-setsid "${MPI[@]}" "$BIN" run "$T/k3.yaml" >"$T/log" 2>&1 &
-SID=$!
-# wait until labels.h5 holds some labelled rows, then kill every rank
-killed=1
-for i in $(seq 1 1200); do
-  if [ -f "$T/k3/labels.h5" ] && "$PY" -c "
+# On a loaded machine the label stage (under a second) can end between two polls; then the
+# run is started over, up to three times, so that the kill does land in the middle of label.
+for try in 1 2 3; do
+  rm -rf "$T/k3"
+  deck k3 's/label: {pairs: 200,/label: {pairs: 200,/' 's/metrics_flush_seconds: 0.5/metrics_flush_seconds: 0.1/'
+  setsid "${MPI[@]}" "$BIN" run "$T/k3.yaml" >"$T/log" 2>&1 &
+  SID=$!
+  # wait until labels.h5 holds some labelled rows, then kill every rank
+  killed=1
+  for i in $(seq 1 1200); do
+    if [ -f "$T/k3/labels.h5" ] && "$PY" -c "
 import sys, h5py
 f = h5py.File('$T/k3/labels.h5', 'r'); d = int(f['pairs/done'][:].sum())
 sys.exit(0 if 40 <= d < 200 else 1)" 2>/dev/null; then
-    kill_all; killed=0; break
-  fi
-  sleep 0.05
+      kill_all; killed=0; break
+    fi
+    if [ -f "$T/k3/models/judge.gguf" ] && grep -q "stage label: done" "$T/log"; then break; fi
+    sleep 0.05
+  done
+  [ $killed -ne 0 ] && kill_all
+  [ $killed -eq 0 ] && break
+  echo "# try $try: the label stage ended before the kill; starting over"
 done
-[ $killed -ne 0 ] && kill_all
 before=$("$PY" -c "import h5py; print(int(h5py.File('$T/k3/labels.h5','r')['pairs/done'][:].sum()))" 2>/dev/null)
 "${MPI[@]}" "$BIN" run "$T/k3.yaml" --resume >"$T/log" 2>&1; rc=$?
 check "kill -9 in the middle of label (${before:-?} of 200 rows on disk), --resume exits 0" \
