@@ -66,10 +66,10 @@ typedef struct config_model {
 
 /* One optimisation: AdamW with warm-up and cosine decay to min_lr_ratio * lr. */
 typedef struct config_optim {
-    int steps;     /* optimiser steps */
-    int batch;     /* sequences per step, summed over the ranks of the role */
+    int steps; /* optimiser steps */
+    int batch; /* sequences per step, summed over the ranks of the role */
     double lr, min_lr_ratio, weight_decay, grad_clip;
-    int warmup;    /* steps */
+    int warmup; /* steps */
 } config_optim;
 
 /* One few-shot exemplar of the judge's prompt (judge.exemplars). */
@@ -119,58 +119,58 @@ typedef struct config {
         char *preamble;      /* instruction text; replaced by the file's text when preamble_file */
         char *preamble_file; /* "" : use preamble */
         config_maplist exemplars; /* few-shot examples, items are config_exemplar */
-        char *template_text; /* the sample: {context}, {a}, {b} */
-        char *ending;        /* "Preferred Summary=" */
-        char *label_1, *label_2; /* the tokens read for "response 1 / 2 is better" */
-        int position_debias; /* score both orders and average */
+        char *template_text;      /* the sample: {context}, {a}, {b} */
+        char *ending;             /* "Preferred Summary=" */
+        char *label_1, *label_2;  /* the tokens read for "response 1 / 2 is better" */
+        int position_debias;      /* score both orders and average */
         struct {
             int enabled;
-            char *ending;    /* replaces the ending: asks for a rationale */
+            char *ending; /* replaces the ending: asks for a rationale */
             int max_tokens;
             double temperature; /* 0: greedy */
-            int samples;     /* > 1: self-consistency (needs temperature > 0) */
+            int samples;        /* > 1: self-consistency (needs temperature > 0) */
         } cot;
-        config_strlist principles; /* one sampled per pair and added to the preamble */
+        config_strlist principles;    /* one sampled per pair and added to the preamble */
         double clamp_low, clamp_high; /* band the soft label is clamped into */
-        int mode;            /* enum judge_mode: 0 preference, 1 score (d-RLAIF) */
+        int mode;                     /* enum judge_mode: 0 preference, 1 score (d-RLAIF) */
         struct {
             char *preamble, *template_text, *ending; /* score mode: {context}, {response} */
         } score;
-        int batch_pairs;     /* pairs per batch dealt to a judge rank */
+        int batch_pairs; /* pairs per batch dealt to a judge rank */
     } judge;
 
     /* ---- stages: each owns its section */
     config_optim sft;
     struct {
-        int train_ranks;        /* worker ranks that train; 0: the policy ranks */
-        double prompt_loss;     /* loss weight of the prompt (document) tokens */
-        int max_new_tokens;     /* summary tokens at most when sampling */
-        int eval_docs;          /* test documents for sft_gold_score_mean */
+        int train_ranks;         /* worker ranks that train; 0: the policy ranks */
+        double prompt_loss;      /* loss weight of the prompt (document) tokens */
+        int max_new_tokens;      /* summary tokens at most when sampling */
+        int eval_docs;           /* test documents for sft_gold_score_mean */
         double eval_temperature; /* 0: greedy */
     } sft_opts;
     struct {
         config_optim pretrain, finetune;
-        int train_ranks;   /* worker ranks that train; 0: the judge ranks */
-        double prompt_loss; /* finetune: loss weight of the prompt's tokens (the label weighs 1) */
+        int train_ranks;     /* worker ranks that train; 0: the judge ranks */
+        double prompt_loss;  /* finetune: loss weight of the prompt's tokens (the label weighs 1) */
         double policy_pairs; /* share of the comparisons sampled from the SFT policy */
-        int eval_pairs;    /* held-out comparisons for judge_alignment_gold */
+        int eval_pairs;      /* held-out comparisons for judge_alignment_gold */
     } judge_sft;
     struct {
-        int source;        /* 0 policy, 1 file */
-        char *pairs_file;  /* JSONL {"context", "a", "b"} */
-        int pairs;         /* pairs to label (file: 0 = every row) */
+        int source;       /* 0 policy, 1 file */
+        char *pairs_file; /* JSONL {"context", "a", "b"} */
+        int pairs;        /* pairs to label (file: 0 = every row) */
         double temperature, top_p;
         int max_new_tokens;
     } label;
 
     /* ---- stages reward, rl, eval (src/stage_reward.c, stage_rl.c, stage_eval.c) */
     struct {
-        char *init;         /* "sft" | "random" | FILE.gguf | FILE.h5 (a checkpoint component) */
-        int labels;         /* enum config_reward_labels */
-        char *labels_file;  /* "" : run.out_dir/labels.h5 */
-        int loss;           /* enum config_reward_loss */
-        double margin;      /* bt_margin: margin = reward.margin * |2p - 1| */
-        int epochs;         /* passes over the training pairs when reward.steps is 0 */
+        char *init;        /* "sft" | "random" | FILE.gguf | FILE.h5 (a checkpoint component) */
+        int labels;        /* enum config_reward_labels */
+        char *labels_file; /* "" : run.out_dir/labels.h5 */
+        int loss;          /* enum config_reward_loss */
+        double margin;     /* bt_margin: margin = reward.margin * |2p - 1| */
+        int epochs;        /* passes over the training pairs when reward.steps is 0 */
         double val_fraction;
         int max_pairs;      /* 0: every labelled pair */
         int eval_every;     /* validation every N steps (and at the end) */
@@ -180,41 +180,41 @@ typedef struct config {
         config_optim optim; /* keys reward.steps, reward.batch, reward.lr, ... */
     } reward;
     struct {
-        int algorithm;     /* enum config_rl_algorithm */
-        int reward;        /* enum config_rl_reward */
-        int steps;         /* rollout batches (iterations) */
-        int rollouts;      /* sequences per iteration, over all policy ranks */
-        int minibatch;     /* sequences per optimiser step, over all policy ranks */
-        int epochs;        /* passes over each rollout batch */
+        int algorithm; /* enum config_rl_algorithm */
+        int reward;    /* enum config_rl_reward */
+        int steps;     /* rollout batches (iterations) */
+        int rollouts;  /* sequences per iteration, over all policy ranks */
+        int minibatch; /* sequences per optimiser step, over all policy ranks */
+        int epochs;    /* passes over each rollout batch */
         double temperature, top_p;
         int top_k, max_new_tokens;
-        double kl_coef;    /* beta of the per-token penalty (initial value when adaptive) */
-        double kl_target;  /* > 0: adaptive controller towards this KL per sequence */
-        int kl_horizon;    /* sequences over which the controller adapts */
-        int kl_estimator;  /* enum config_kl_estimator: penalty (ppo) or loss term (reinforce) */
+        double kl_coef;   /* beta of the per-token penalty (initial value when adaptive) */
+        double kl_target; /* > 0: adaptive controller towards this KL per sequence */
+        int kl_horizon;   /* sequences over which the controller adapts */
+        int kl_estimator; /* enum config_kl_estimator: penalty (ppo) or loss term (reinforce) */
         double gamma, lambda, clip, value_clip;
         int whiten_advantages, whiten_rewards;
         double reward_clip;    /* |score| clipped to this before the penalty; 0: off */
         double no_eos_penalty; /* subtracted from the score of a response without EOS */
         double entropy_coef;
-        int sample_every;      /* samples table every N iterations (0: only at the end) */
-        int train_ranks;       /* 0: the policy ranks; n: the first n of policy, judge ranks */
+        int sample_every; /* samples table every N iterations (0: only at the end) */
+        int train_ranks;  /* 0: the policy ranks; n: the first n of policy, judge ranks */
         config_optim policy_opt, value_opt; /* keys rl.policy.*, rl.value.* (no steps/batch) */
     } rl;
     struct {
-        int prompts;       /* held-out prompts (test split) */
+        int prompts; /* held-out prompts (test split) */
         double temperature;
         int max_new_tokens;
-        int samples;       /* rows of the side-by-side table */
-        int judge;         /* also judge both orders on the judge ranks */
-        char *policy;      /* "" : models/policy_rl.gguf */
-        char *baseline;    /* "" : models/policy_sft.gguf */
-        char *versus;      /* "" : none; else a third policy compared with the trained one */
+        int samples;    /* rows of the side-by-side table */
+        int judge;      /* also judge both orders on the judge ranks */
+        char *policy;   /* "" : models/policy_rl.gguf */
+        char *baseline; /* "" : models/policy_sft.gguf */
+        char *versus;   /* "" : none; else a third policy compared with the trained one */
     } eval;
 
     /* bookkeeping */
-    char *deck_path;  /* as given (for messages) */
-    config_pos *pos;  /* one per schema key, see config_key_pos */
+    char *deck_path; /* as given (for messages) */
+    config_pos *pos; /* one per schema key, see config_key_pos */
 } config;
 
 /* Loads and validates a deck file / an in-memory deck (name is used in messages). On failure

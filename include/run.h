@@ -24,19 +24,19 @@
 #include "err.h"
 #include "metrics.h"
 
-#define RUN_CKPT_ID(stage, step) ((int64_t)(stage) * 10000000 + (int64_t)(step))
+#define RUN_CKPT_ID(stage, step) ((int64_t)(stage)*10000000 + (int64_t)(step))
 #define RUN_STAGE_STEPS_MAX      9999999
 
 typedef struct run_ctx {
     config cfg;
     comm_ctx comm;
-    char *deck_yaml;      /* the effective deck, identical on every rank */
+    char *deck_yaml;               /* the effective deck, identical on every rank */
     char deck_path_for_msgs[4096]; /* the deck file as given on the command line */
     int resume, force;
-    metrics *metrics;     /* rank 0 only */
+    metrics *metrics; /* rank 0 only */
     char out_dir[4096];
     char models_dir[4200]; /* out_dir/models: artifacts the stages hand each other */
-    double t0;            /* log_now() at start */
+    double t0;             /* log_now() at start */
 
     /* where to continue: the stage (enum config_stage) and the step within it of the
      * checkpoint we resumed from; resume_ckpt = -1 for a fresh start */

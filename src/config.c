@@ -39,8 +39,8 @@ typedef struct key_def {
     const char *path;
     key_type type;
     size_t off;
-    const char *def; /* default as YAML text; NULL: the key is required */
-    double min, max; /* numbers: value range; strings: length range; lists: count range */
+    const char *def;     /* default as YAML text; NULL: the key is required */
+    double min, max;     /* numbers: value range; strings: length range; lists: count range */
     const char *choices; /* enums: "a|b|c" */
     int flags;
     const char *help;
@@ -53,50 +53,97 @@ typedef struct key_def {
 #define OFF(field) offsetof(config, field)
 
 /* The keys of a model section (config_model at `field`). */
-#define MODEL_KEYS(P, field, d_dim, d_layers, d_heads, d_kv, d_ffn, d_seq, what)                                \
-    {P ".gguf", T_STRING, OFF(field.gguf), "", 0, 4096, NULL, 0,                                   \
-     "GGUF file of " what "; empty: build it from the dimensions below and train it here"},       \
-        {P ".dim", T_INT, OFF(field.dim), d_dim, 8, 65536, NULL, 0, "model width C of " what},      \
-        {P ".layers", T_INT, OFF(field.layers), d_layers, 1, 1024, NULL, 0, "transformer blocks"},  \
-        {P ".heads", T_INT, OFF(field.heads), d_heads, 1, 1024, NULL, 0, "attention heads"},        \
-        {P ".kv_heads", T_INT, OFF(field.kv_heads), d_kv, 1, 1024, NULL, 0,                         \
-         "key/value heads (grouped-query attention when fewer than heads)"},                      \
-        {P ".ffn", T_INT, OFF(field.ffn), d_ffn, 8, 1 << 20, NULL, 0, "SwiGLU hidden size"},        \
-        {P ".max_seq", T_INT, OFF(field.max_seq), d_seq, 16, 1 << 20, NULL, 0,                      \
-         "longest sequence (prompt + response) the model is used with"},                          \
+#define MODEL_KEYS(P, field, d_dim, d_layers, d_heads, d_kv, d_ffn, d_seq, what)                   \
+    {P ".gguf",                                                                                    \
+     T_STRING,                                                                                     \
+     OFF(field.gguf),                                                                              \
+     "",                                                                                           \
+     0,                                                                                            \
+     4096,                                                                                         \
+     NULL,                                                                                         \
+     0,                                                                                            \
+     "GGUF file of " what "; empty: build it from the dimensions below and train it here"},        \
+        {P ".dim", T_INT, OFF(field.dim), d_dim, 8, 65536, NULL, 0, "model width C of " what},     \
+        {P ".layers", T_INT, OFF(field.layers), d_layers, 1, 1024, NULL, 0, "transformer blocks"}, \
+        {P ".heads", T_INT, OFF(field.heads), d_heads, 1, 1024, NULL, 0, "attention heads"},       \
+        {P ".kv_heads", T_INT, OFF(field.kv_heads),                                                \
+         d_kv,          1,     1024,                                                               \
+         NULL,          0,     "key/value heads (grouped-query attention when fewer than heads)"}, \
+        {P ".ffn", T_INT, OFF(field.ffn), d_ffn, 8, 1 << 20, NULL, 0, "SwiGLU hidden size"},       \
+        {P ".max_seq", T_INT, OFF(field.max_seq),                                                  \
+         d_seq,        16,    1 << 20,                                                             \
+         NULL,         0,     "longest sequence (prompt + response) the model is used with"},      \
     {                                                                                              \
         P ".rope_theta", T_FLOAT, OFF(field.rope_theta), "10000", 1, 1e9, NULL, 0,                 \
             "rotary embedding base frequency"                                                      \
     }
 
 /* The keys of an optimisation section (config_optim at `field`). */
-#define OPTIM_KEYS(P, field, d_steps, d_batch, d_lr, d_warmup, what)                                       \
+#define OPTIM_KEYS(P, field, d_steps, d_batch, d_lr, d_warmup, what)                                \
     {P ".steps", T_INT, OFF(field.steps), d_steps, 0, 1e9, NULL, 0, "optimiser steps of " what},    \
-        {P ".batch", T_INT, OFF(field.batch), d_batch, 1, 1 << 20, NULL, 0,                         \
-         "sequences per step, over all ranks of the role (a multiple of their count)"},           \
+        {P ".batch",                                                                                \
+         T_INT,                                                                                     \
+         OFF(field.batch),                                                                          \
+         d_batch,                                                                                   \
+         1,                                                                                         \
+         1 << 20,                                                                                   \
+         NULL,                                                                                      \
+         0,                                                                                         \
+         "sequences per step, over all ranks of the role (a multiple of their count)"},             \
         {P ".lr", T_FLOAT, OFF(field.lr), d_lr, 0, 10, NULL, 0, "peak learning rate (AdamW)"},      \
-        {P ".min_lr_ratio", T_FLOAT, OFF(field.min_lr_ratio), "0.1", 0, 1, NULL, 0,               \
-         "the cosine schedule ends at this fraction of lr"},                                      \
-        {P ".warmup", T_INT, OFF(field.warmup), d_warmup, 0, 1e9, NULL, 0,                          \
-         "linear warm-up steps"},                                                                 \
-        {P ".weight_decay", T_FLOAT, OFF(field.weight_decay), "0.01", 0, 10, NULL, 0,             \
-         "decoupled weight decay of matrices and embeddings"},                                    \
-    {                                                                                              \
-        P ".grad_clip", T_FLOAT, OFF(field.grad_clip), "1.0", 0, 1e9, NULL, 0,                     \
-            "global gradient-norm clip (0: off)"                                                   \
+        {P ".min_lr_ratio",                                                                         \
+         T_FLOAT,                                                                                   \
+         OFF(field.min_lr_ratio),                                                                   \
+         "0.1",                                                                                     \
+         0,                                                                                         \
+         1,                                                                                         \
+         NULL,                                                                                      \
+         0,                                                                                         \
+         "the cosine schedule ends at this fraction of lr"},                                        \
+        {P ".warmup", T_INT, OFF(field.warmup), d_warmup, 0, 1e9, NULL, 0, "linear warm-up steps"}, \
+        {P ".weight_decay",                                                                         \
+         T_FLOAT,                                                                                   \
+         OFF(field.weight_decay),                                                                   \
+         "0.01",                                                                                    \
+         0,                                                                                         \
+         10,                                                                                        \
+         NULL,                                                                                      \
+         0,                                                                                         \
+         "decoupled weight decay of matrices and embeddings"},                                      \
+    {                                                                                               \
+        P ".grad_clip", T_FLOAT, OFF(field.grad_clip), "1.0", 0, 1e9, NULL, 0,                      \
+            "global gradient-norm clip (0: off)"                                                    \
     }
-#define I64MAX     9223372036854775807.0
+#define I64MAX 9223372036854775807.0
 
 /* The AdamW keys of an optimisation whose step count and batch come from elsewhere (the RL
  * stage's policy and value optimisers: steps follow from rl.steps, rl.epochs and the batch). */
 #define ADAMW_KEYS(P, field, d_lr, d_warmup, what)                                                 \
-    {P ".lr", T_FLOAT, OFF(field.lr), d_lr, 0, 10, NULL, 0, "peak learning rate (AdamW) of " what}, \
-        {P ".min_lr_ratio", T_FLOAT, OFF(field.min_lr_ratio), "1.0", 0, 1, NULL, 0,               \
-         "the cosine schedule ends at this fraction of lr (1: constant after the warm-up)"},      \
-        {P ".warmup", T_INT, OFF(field.warmup), d_warmup, 0, 1e9, NULL, 0,                          \
-         "linear warm-up, in optimiser steps"},                                                   \
-        {P ".weight_decay", T_FLOAT, OFF(field.weight_decay), "0.0", 0, 10, NULL, 0,              \
-         "decoupled weight decay of matrices and embeddings"},                                    \
+    {                                                                                              \
+        P ".lr", T_FLOAT, OFF(field.lr),                                                           \
+        d_lr,    0,       10,                                                                      \
+        NULL,    0,       "peak learning rate (AdamW) of " what},                                  \
+        {P ".min_lr_ratio",                                                                        \
+         T_FLOAT,                                                                                  \
+         OFF(field.min_lr_ratio),                                                                  \
+         "1.0",                                                                                    \
+         0,                                                                                        \
+         1,                                                                                        \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "the cosine schedule ends at this fraction of lr (1: constant after the warm-up)"},       \
+        {P ".warmup", T_INT, OFF(field.warmup),                                                    \
+         d_warmup,    0,     1e9,                                                                  \
+         NULL,        0,     "linear warm-up, in optimiser steps"},                                \
+        {P ".weight_decay",                                                                        \
+         T_FLOAT,                                                                                  \
+         OFF(field.weight_decay),                                                                  \
+         "0.0",                                                                                    \
+         0,                                                                                        \
+         10,                                                                                       \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         "decoupled weight decay of matrices and embeddings"},                                     \
     {                                                                                              \
         P ".grad_clip", T_FLOAT, OFF(field.grad_clip), "1.0", 0, 1e9, NULL, 0,                     \
             "global gradient-norm clip (0: off)"                                                   \
@@ -128,8 +175,8 @@ static const key_def schema[] = {
      "complete checkpoints kept on disk; older ones are removed once a newer one is whole"},
     {"run.log_level", T_ENUM, OFF(run.log_level), "info", 0, 0, "error|warn|info|debug", 0,
      "log verbosity (-v / -q on the command line override it)"},
-    {"run.metrics_flush_seconds", T_FLOAT, OFF(run.metrics_flush_seconds), "30", 0.1, 86400,
-     NULL, 0, "metrics.h5 is flushed at least this often; a crash loses at most this interval"},
+    {"run.metrics_flush_seconds", T_FLOAT, OFF(run.metrics_flush_seconds), "30", 0.1, 86400, NULL,
+     0, "metrics.h5 is flushed at least this often; a crash loses at most this interval"},
     {"run.progress_seconds", T_FLOAT, OFF(run.progress_seconds), "10", 0.1, 86400, NULL, 0,
      "interval of progress lines in a batch log (a terminal gets a live line)"},
     {"ranks.judge", T_INT, OFF(ranks.judge), "1", 0, 1 << 20, NULL, 0,
@@ -140,8 +187,8 @@ static const key_def schema[] = {
      "policy ranks: sampling and PPO, data parallel"},
     {"threads_per_rank", T_INT, OFF(threads_per_rank), "1", 1, 1024, NULL, 0,
      "BLAS threads of each rank (ranks x threads should not exceed the cores)"},
-    {"stages", T_ENUMLIST, OFF(stages), NULL, 0, STAGE_COUNT,
-     "sft|judge_sft|label|reward|rl|eval", F_ORDERED,
+    {"stages", T_ENUMLIST, OFF(stages), NULL, 0, STAGE_COUNT, "sft|judge_sft|label|reward|rl|eval",
+     F_ORDERED,
      "stages to run, in pipeline order (an empty list runs only the set-up and a checkpoint)"},
 
     /* ---- the built-in task */
@@ -319,8 +366,7 @@ static const key_def schema[] = {
      "sampling temperature of the rollouts (the log-probs are those of softmax(logits/T))"},
     {"rl.top_k", T_INT, OFF(rl.top_k), "0", 0, 1 << 20, NULL, 0,
      "sample from the k most likely tokens (0: all)"},
-    {"rl.top_p", T_FLOAT, OFF(rl.top_p), "1.0", 0.01, 1, NULL, 0,
-     "nucleus sampling mass (1: all)"},
+    {"rl.top_p", T_FLOAT, OFF(rl.top_p), "1.0", 0.01, 1, NULL, 0, "nucleus sampling mass (1: all)"},
     {"rl.max_new_tokens", T_INT, OFF(rl.max_new_tokens), "32", 1, 1 << 20, NULL, 0,
      "longest response; one that stops here without EOS gets rl.no_eos_penalty"},
     {"rl.kl_coef", T_FLOAT, OFF(rl.kl_coef), "0.05", 0, 100, NULL, 0,
@@ -375,8 +421,8 @@ static const key_def schema[] = {
 };
 #define N_KEYS ((int)(sizeof schema / sizeof schema[0]))
 
-static const char *const stage_names[STAGE_COUNT] = {"sft", "judge_sft", "label",
-                                                     "reward", "rl", "eval"};
+static const char *const stage_names[STAGE_COUNT] = {"sft",    "judge_sft", "label",
+                                                     "reward", "rl",        "eval"};
 
 const char *config_stage_name(int stage) {
     return stage >= 0 && stage < STAGE_COUNT ? stage_names[stage] : "?";
@@ -423,8 +469,12 @@ static void add_err(loader *ld, int line, int col, const char *fmt, ...) {
     ld->errs_len += (size_t)n;
 }
 
-static int mark_line(yaml_mark_t m) { return (int)m.line + 1; }
-static int mark_col(yaml_mark_t m) { return (int)m.column + 1; }
+static int mark_line(yaml_mark_t m) {
+    return (int)m.line + 1;
+}
+static int mark_col(yaml_mark_t m) {
+    return (int)m.column + 1;
+}
 
 static int find_key(const char *path) {
     for (int i = 0; i < N_KEYS; i++)
@@ -493,24 +543,38 @@ static const char *suggest(const char *path, char *buf, size_t bufsz) {
 
 static const char *node_kind(const yaml_node_t *n) {
     switch (n->type) {
-    case YAML_SCALAR_NODE: return "a scalar";
-    case YAML_SEQUENCE_NODE: return "a list";
-    case YAML_MAPPING_NODE: return "a mapping";
-    default: return "nothing";
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
     }
 }
 
 static const char *type_desc(const key_def *k, char *buf, size_t n) {
     switch (k->type) {
-    case T_BOOL: return "a boolean (true or false)";
+    case T_BOOL:
+        return "a boolean (true or false)";
     case T_INT:
-    case T_INT64: return "an integer";
-    case T_FLOAT: return "a number";
-    case T_STRING: return "a string";
-    case T_ENUM: snprintf(buf, n, "one of %s", k->choices); return buf;
-    case T_STRLIST: return "a list of strings";
-    case T_MAPLIST: return "a list of mappings";
-    case T_ENUMLIST: snprintf(buf, n, "a list of %s", k->choices); return buf;
+    case T_INT64:
+        return "an integer";
+    case T_FLOAT:
+        return "a number";
+    case T_STRING:
+        return "a string";
+    case T_ENUM:
+        snprintf(buf, n, "one of %s", k->choices);
+        return buf;
+    case T_STRLIST:
+        return "a list of strings";
+    case T_MAPLIST:
+        return "a list of mappings";
+    case T_ENUMLIST:
+        snprintf(buf, n, "a list of %s", k->choices);
+        return buf;
     }
     return "?";
 }
@@ -586,8 +650,8 @@ static void choices_list(const char *choices, char *buf, size_t n) {
 
 /* Parses one scalar text for key k into the struct. Returns NULL on success, else a message
  * (static storage within `msg`). */
-static const char *parse_scalar(const key_def *k, const char *v, int quoted, void *base,
-                                char *msg, size_t msgsz) {
+static const char *parse_scalar(const key_def *k, const char *v, int quoted, void *base, char *msg,
+                                size_t msgsz) {
     char *field = (char *)base + k->off;
     char tdesc[256];
     switch (k->type) {
@@ -606,7 +670,8 @@ static const char *parse_scalar(const key_def *k, const char *v, int quoted, voi
     case T_INT:
     case T_INT64: {
         if (quoted) {
-            snprintf(msg, msgsz, "'%s' expects an integer, got the quoted string \"%s\"", k->path, v);
+            snprintf(msg, msgsz, "'%s' expects an integer, got the quoted string \"%s\"", k->path,
+                     v);
             return msg;
         }
         errno = 0;
@@ -625,8 +690,10 @@ static const char *parse_scalar(const key_def *k, const char *v, int quoted, voi
                          k->path, v, k->min, k->max);
             return msg;
         }
-        if (k->type == T_INT) *(int *)field = (int)x;
-        else *(int64_t *)field = (int64_t)x;
+        if (k->type == T_INT)
+            *(int *)field = (int)x;
+        else
+            *(int64_t *)field = (int64_t)x;
         return NULL;
     }
     case T_FLOAT: {
@@ -642,8 +709,8 @@ static const char *parse_scalar(const key_def *k, const char *v, int quoted, voi
             return msg;
         }
         if (x < k->min || x > k->max) {
-            snprintf(msg, msgsz, "'%s' = %s is out of range: it must be between %g and %g",
-                     k->path, v, k->min, k->max);
+            snprintf(msg, msgsz, "'%s' = %s is out of range: it must be between %g and %g", k->path,
+                     v, k->min, k->max);
             return msg;
         }
         *(double *)field = x;
@@ -838,8 +905,9 @@ static void set_key(loader *ld, int ki, yaml_node_t *val) {
                 if (idx == prev)
                     add_err(ld, il, ic, "'%s' lists '%s' twice", k->path, v);
                 else
-                    add_err(ld, il, ic, "'%s' must follow the pipeline order %s; '%s' comes too late",
-                            k->path, list, v);
+                    add_err(ld, il, ic,
+                            "'%s' must follow the pipeline order %s; '%s' comes too late", k->path,
+                            list, v);
                 ok = 0;
             }
             prev = idx > prev ? idx : prev;
@@ -870,8 +938,8 @@ static void set_key(loader *ld, int ki, yaml_node_t *val) {
                 type_desc(k, tdesc, sizeof tdesc));
         return;
     }
-    const char *err = parse_scalar(k, (const char *)val->data.scalar.value, is_quoted(val),
-                                   ld->cfg, msg, sizeof msg);
+    const char *err = parse_scalar(k, (const char *)val->data.scalar.value, is_quoted(val), ld->cfg,
+                                   msg, sizeof msg);
     if (err) add_err(ld, line, col, "%s", err);
 }
 
@@ -946,10 +1014,12 @@ static void walk_map(loader *ld, yaml_node_t *map, const char *prefix) {
             if (s)
                 add_err(ld, kl, kc, "unknown key '%s' (did you mean '%s'?)", path, s);
             else if (prefix)
-                add_err(ld, kl, kc, "unknown key '%s'; see `rlaif check --schema` for the keys of '%s'",
-                        path, prefix);
+                add_err(ld, kl, kc,
+                        "unknown key '%s'; see `rlaif check --schema` for the keys of '%s'", path,
+                        prefix);
             else
-                add_err(ld, kl, kc, "unknown key '%s'; see `rlaif check --schema` for every key", path);
+                add_err(ld, kl, kc, "unknown key '%s'; see `rlaif check --schema` for every key",
+                        path);
         }
     }
 }
@@ -1029,7 +1099,8 @@ static void check_reward_rl_eval(loader *ld) {
     if (config_has_stage(c, STAGE_REWARD)) {
         if (c->ranks.reward < 1) {
             p = rule_pos(ld, "ranks.reward");
-            add_err(ld, p.line, p.col, "stage 'reward' needs at least one reward rank (ranks.reward)");
+            add_err(ld, p.line, p.col,
+                    "stage 'reward' needs at least one reward rank (ranks.reward)");
         } else {
             int workers = c->ranks.judge + c->ranks.reward + c->ranks.policy;
             int n = c->reward.train_ranks ? c->reward.train_ranks : c->ranks.reward;
@@ -1055,7 +1126,8 @@ static void check_reward_rl_eval(loader *ld) {
         const char *init = c->reward.init;
         size_t n = strlen(init);
         int ok = !strcmp(init, "sft") || !strcmp(init, "random") ||
-                 (n > 5 && !strcmp(init + n - 5, ".gguf")) || (n > 3 && !strcmp(init + n - 3, ".h5"));
+                 (n > 5 && !strcmp(init + n - 5, ".gguf")) ||
+                 (n > 3 && !strcmp(init + n - 3, ".h5"));
         if (!ok) {
             p = rule_pos(ld, "reward.init");
             add_err(ld, p.line, p.col,
@@ -1118,11 +1190,13 @@ static void check_reward_rl_eval(loader *ld) {
     if (config_has_stage(c, STAGE_EVAL)) {
         if (c->ranks.policy < 1) {
             p = rule_pos(ld, "ranks.policy");
-            add_err(ld, p.line, p.col, "stage 'eval' needs at least one policy rank (ranks.policy)");
+            add_err(ld, p.line, p.col,
+                    "stage 'eval' needs at least one policy rank (ranks.policy)");
         }
         p = config_key_pos(c, "eval.judge");
         if (c->eval.judge && p.line && c->ranks.judge < 1)
-            add_err(ld, p.line, p.col, "'eval.judge' = true needs at least one judge rank (ranks.judge)");
+            add_err(ld, p.line, p.col,
+                    "'eval.judge' = true needs at least one judge rank (ranks.judge)");
     }
 }
 static void validate_stage_keys(loader *ld);
@@ -1138,13 +1212,15 @@ static void validate_semantics(loader *ld) {
     if (mix < 0.999 || mix > 1.001) {
         config_pos p = config_key_pos(c, "task.mix.good");
         if (!p.line) p = section_pos(ld, "task.mix.good");
-        add_err(ld, p.line, p.col, "the shares of task.mix add up to %g; they must add up to 1", mix);
+        add_err(ld, p.line, p.col, "the shares of task.mix add up to %g; they must add up to 1",
+                mix);
     }
     if (c->ranks.judge + c->ranks.reward + c->ranks.policy < 1) {
         config_pos p = config_key_pos(c, "ranks.judge");
         if (!p.line) p = section_pos(ld, "ranks.judge");
-        add_err(ld, p.line, p.col, "the deck asks for no worker ranks: give at least one of "
-                                   "ranks.judge, ranks.reward, ranks.policy");
+        add_err(ld, p.line, p.col,
+                "the deck asks for no worker ranks: give at least one of "
+                "ranks.judge, ranks.reward, ranks.policy");
     }
     validate_stage_keys(ld);
 }
@@ -1183,11 +1259,24 @@ static void validate_stage_keys(loader *ld) {
         const char *batch_keys[2];
         int n_batches;
     } tr[2] = {
-        {has_sft, "sft.train_ranks", "sft.batch", "ranks.policy", c->sft_opts.train_ranks,
-         c->ranks.policy, {c->sft.batch, 0}, {"sft.batch", NULL}, 1},
-        {has_jsft, "judge_sft.train_ranks", NULL, "ranks.judge", c->judge_sft.train_ranks,
-         c->ranks.judge, {c->judge_sft.pretrain.batch, c->judge_sft.finetune.batch},
-         {"judge_sft.pretrain.batch", "judge_sft.finetune.batch"}, 2},
+        {has_sft,
+         "sft.train_ranks",
+         "sft.batch",
+         "ranks.policy",
+         c->sft_opts.train_ranks,
+         c->ranks.policy,
+         {c->sft.batch, 0},
+         {"sft.batch", NULL},
+         1},
+        {has_jsft,
+         "judge_sft.train_ranks",
+         NULL,
+         "ranks.judge",
+         c->judge_sft.train_ranks,
+         c->ranks.judge,
+         {c->judge_sft.pretrain.batch, c->judge_sft.finetune.batch},
+         {"judge_sft.pretrain.batch", "judge_sft.finetune.batch"},
+         2},
     };
     for (int i = 0; i < 2; i++) {
         if (!tr[i].on) continue;
@@ -1438,7 +1527,8 @@ int config_load_file(const char *path, config *cfg, rl_err *e) {
         if (cap > (64u << 20)) {
             fclose(f);
             free(buf);
-            return err_set(e, ERR_INPUT, "%s: the deck is larger than 64 MiB; is this a deck?", path);
+            return err_set(e, ERR_INPUT, "%s: the deck is larger than 64 MiB; is this a deck?",
+                           path);
         }
         cap *= 2;
         buf = xrealloc(buf, cap);
@@ -1451,7 +1541,8 @@ int config_load_file(const char *path, config *cfg, rl_err *e) {
     }
     if (memchr(buf, '\0', len)) {
         free(buf);
-        return err_set(e, ERR_INPUT, "%s:1:1: the deck contains a NUL byte; is this a YAML file?", path);
+        return err_set(e, ERR_INPUT, "%s:1:1: the deck contains a NUL byte; is this a YAML file?",
+                       path);
     }
     int rc = config_load_string(path, buf, len, cfg, e);
     free(buf);
@@ -1502,14 +1593,26 @@ static void sb_quoted(sbuf *b, const char *s) {
     sb_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': sb_printf(b, "\\\""); break;
-        case '\\': sb_printf(b, "\\\\"); break;
-        case '\n': sb_printf(b, "\\n"); break;
-        case '\t': sb_printf(b, "\\t"); break;
-        case '\r': sb_printf(b, "\\r"); break;
+        case '"':
+            sb_printf(b, "\\\"");
+            break;
+        case '\\':
+            sb_printf(b, "\\\\");
+            break;
+        case '\n':
+            sb_printf(b, "\\n");
+            break;
+        case '\t':
+            sb_printf(b, "\\t");
+            break;
+        case '\r':
+            sb_printf(b, "\\r");
+            break;
         default:
-            if (*p < 0x20 || *p == 0x7f) sb_printf(b, "\\x%02x", *p);
-            else sb_printf(b, "%c", *p);
+            if (*p < 0x20 || *p == 0x7f)
+                sb_printf(b, "\\x%02x", *p);
+            else
+                sb_printf(b, "%c", *p);
         }
     }
     sb_printf(b, "\"");
@@ -1551,14 +1654,22 @@ static void emit_value(sbuf *b, const key_def *k, const void *base, int depth) {
     const char *field = (const char *)base + k->off;
     char buf[64];
     switch (k->type) {
-    case T_BOOL: sb_printf(b, "%s", *(const int *)field ? "true" : "false"); break;
-    case T_INT: sb_printf(b, "%d", *(const int *)field); break;
-    case T_INT64: sb_printf(b, "%lld", (long long)*(const int64_t *)field); break;
+    case T_BOOL:
+        sb_printf(b, "%s", *(const int *)field ? "true" : "false");
+        break;
+    case T_INT:
+        sb_printf(b, "%d", *(const int *)field);
+        break;
+    case T_INT64:
+        sb_printf(b, "%lld", (long long)*(const int64_t *)field);
+        break;
     case T_FLOAT:
         fmt_double(*(const double *)field, buf, sizeof buf);
         sb_printf(b, "%s", buf);
         break;
-    case T_STRING: sb_quoted(b, *(char *const *)field ? *(char *const *)field : ""); break;
+    case T_STRING:
+        sb_quoted(b, *(char *const *)field ? *(char *const *)field : "");
+        break;
     case T_ENUM:
         choice_name(k->choices, *(const int *)field, buf, sizeof buf);
         sb_printf(b, "%s", buf);
@@ -1573,7 +1684,9 @@ static void emit_value(sbuf *b, const key_def *k, const void *base, int depth) {
         sb_printf(b, "]");
         break;
     }
-    case T_MAPLIST: emit_maplist(b, k, (const config_maplist *)field, depth); break;
+    case T_MAPLIST:
+        emit_maplist(b, k, (const config_maplist *)field, depth);
+        break;
     case T_ENUMLIST: {
         const config_intlist *l = (const config_intlist *)field;
         sb_printf(b, "[");
@@ -1636,21 +1749,27 @@ void config_print_schema(FILE *f) {
         switch (k->type) {
         case T_INT:
         case T_INT64:
-            if (k->max >= I64MAX) snprintf(allowed, sizeof allowed, ">= %.0f", k->min);
-            else snprintf(allowed, sizeof allowed, "%.0f .. %.0f", k->min, k->max);
+            if (k->max >= I64MAX)
+                snprintf(allowed, sizeof allowed, ">= %.0f", k->min);
+            else
+                snprintf(allowed, sizeof allowed, "%.0f .. %.0f", k->min, k->max);
             break;
-        case T_FLOAT: snprintf(allowed, sizeof allowed, "%g .. %g", k->min, k->max); break;
+        case T_FLOAT:
+            snprintf(allowed, sizeof allowed, "%g .. %g", k->min, k->max);
+            break;
         case T_STRING:
             snprintf(allowed, sizeof allowed, "%.0f..%.0f chars%s", k->min, k->max,
                      k->flags & F_IDENT ? ", [A-Za-z0-9._-]" : "");
             break;
         case T_ENUM:
-        case T_ENUMLIST: choices_list(k->choices, allowed, sizeof allowed); break;
-        default: break;
+        case T_ENUMLIST:
+            choices_list(k->choices, allowed, sizeof allowed);
+            break;
+        default:
+            break;
         }
         fprintf(f, "%-28s %-7s %-16s %-30s %s\n", k->path, type_name(k->type),
-                k->def ? (*k->def ? k->def : "[]") : "(required)",
-                allowed, k->help);
+                k->def ? (*k->def ? k->def : "[]") : "(required)", allowed, k->help);
     }
 }
 
@@ -1658,8 +1777,9 @@ void config_print_schema(FILE *f) {
 
 int cli_check(int argc, char **argv) {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: rlaif check DECK      validate DECK and print the effective deck as YAML\n"
-               "       rlaif check --schema  print every deck key: type, default, range, meaning\n");
+        printf(
+            "usage: rlaif check DECK      validate DECK and print the effective deck as YAML\n"
+            "       rlaif check --schema  print every deck key: type, default, range, meaning\n");
         return 0;
     }
     if (argc == 2 && !strcmp(argv[1], "--schema")) {

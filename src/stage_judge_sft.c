@@ -98,8 +98,8 @@ static int policy_comparisons(const run_ctx *ctx, const task_config *tc, compari
     for (long i0 = first; i0 < n && !rc; i0 += B) {
         int k = (int)(n - i0 < B ? n - i0 : B);
         for (int q = 0; q < k && !rc; q++) {
-            rc = task_doc_make(tc->seed, TASK_TRAIN, (i0 + q) % tc->n_docs[TASK_TRAIN], &docs[q],
-                               e);
+            rc =
+                task_doc_make(tc->seed, TASK_TRAIN, (i0 + q) % tc->n_docs[TASK_TRAIN], &docs[q], e);
             prompts[2 * q] = xmalloc(TASK_PROMPT_MAX);
             prompts[2 * q + 1] = NULL;
             if (!rc) rc = task_prompt(&docs[q], prompts[2 * q], TASK_PROMPT_MAX, e);
@@ -114,9 +114,8 @@ static int policy_comparisons(const run_ctx *ctx, const task_config *tc, compari
                                   cfg->label.max_new_tokens, streams, outs, e);
         for (int q = 0; q < k && !rc; q++) {
             char *a = task_lm_trim(outs[2 * q]), *b = task_lm_trim(outs[2 * q + 1]);
-            for (int t = 0; t < 4 && !rc &&
-                            (!strcmp(a, b) || task_gold_margin(&docs[q], a, b) == 0.0);
-                 t++) {
+            for (int t = 0;
+                 t < 4 && !rc && (!strcmp(a, b) || task_gold_margin(&docs[q], a, b) == 0.0); t++) {
                 char *o = NULL;
                 rc = task_lm_generate(&m, tok, &kv, (const char *const *)&prompts[2 * q + 1], 1,
                                       &sp, cfg->label.max_new_tokens, &streams[2 * q + 1], &o, e);

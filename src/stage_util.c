@@ -48,8 +48,10 @@ void stage_model_file(const run_ctx *ctx, const char *produced, const char *deck
                       size_t cap) {
     char p[4400];
     stage_model_path(ctx, produced, p, sizeof p);
-    if (access(p, R_OK) == 0) snprintf(out, cap, "%s", p);
-    else snprintf(out, cap, "%s", deck_file ? deck_file : "");
+    if (access(p, R_OK) == 0)
+        snprintf(out, cap, "%s", p);
+    else
+        snprintf(out, cap, "%s", deck_file ? deck_file : "");
 }
 
 int stage_agree(MPI_Comm comm, int rc, rl_err *e) {
