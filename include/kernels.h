@@ -26,11 +26,15 @@ static inline float kern_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+    /* a NaN x gives a NaN p, which must come out (the callers' NaN checks depend on it): the
+     * exponent is then built from 0 instead of (int)NaN, and shifted unsigned (a negative int
+     * shifted left is undefined; UBSan caught it in a diverging run) */
+    n = n == n ? n : 0.0f;
     union {
-        int i;
+        unsigned u;
         float f;
     } s;
-    s.i = ((int)n + 127) << 23;
+    s.u = (unsigned)((int)n + 127) << 23;
     return p * s.f;
 }
 

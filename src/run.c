@@ -795,6 +795,21 @@ static int finish(int status) {
     return status;
 }
 
+/* An early end of cli_run: frees what the run holds so far (the sanitizer build checks leaks
+ * at exit), then finalises MPI. comm_ready: comm_setup succeeded. */
+static int finish_early(run_ctx *ctx, int comm_ready, int status) {
+    if (ctx->metrics) {
+        rl_err e2 = {0};
+        metrics_close(ctx->metrics, METRICS_RUNNING, &e2);
+        ctx->metrics = NULL;
+    }
+    if (comm_ready) comm_teardown(&ctx->comm);
+    config_free(&ctx->cfg);
+    free(ctx->deck_yaml);
+    ctx->deck_yaml = NULL;
+    return finish(status);
+}
+
 int cli_run(int argc, char **argv) {
     const char *deck = NULL;
     int resume = 0, force = 0, verbose = 0, quiet = 0;
@@ -857,7 +872,7 @@ int cli_run(int argc, char **argv) {
         }
     }
     rc = bcast_status(rc);
-    if (rc) return finish(err_exit_status(rc));
+    if (rc) return finish_early(&ctx, 0, err_exit_status(rc));
     comm_bcast(&len, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
     if (rank != 0) ctx.deck_yaml = xmalloc((size_t)len + 1);
     comm_bcast(ctx.deck_yaml, (int)len, MPI_CHAR, 0, MPI_COMM_WORLD);
@@ -879,7 +894,7 @@ int cli_run(int argc, char **argv) {
             else
                 fprintf(stderr, "%s: %s\n", deck, e.msg);
         }
-        return finish(err_exit_status(rc));
+        return finish_early(&ctx, 0, err_exit_status(rc));
     }
     log_setup(rank, comm_role_name(ctx.comm.role));
     int level = ctx.cfg.run.log_level;
@@ -912,7 +927,7 @@ int cli_run(int argc, char **argv) {
     }
     if ((rc = bcast_status(rc))) {
         if (rank == 0) fprintf(stderr, "%s\n", e.msg);
-        return finish(err_exit_status(rc));
+        return finish_early(&ctx, 1, err_exit_status(rc));
     }
 
     setup_result res = {0, 0, -1};
@@ -921,7 +936,7 @@ int cli_run(int argc, char **argv) {
         if (res.rc) fprintf(stderr, "%s\n", e.msg);
     }
     comm_bcast(&res, (int)sizeof res, MPI_BYTE, 0, MPI_COMM_WORLD);
-    if (res.rc) return finish(err_exit_status(res.rc));
+    if (res.rc) return finish_early(&ctx, 1, err_exit_status(res.rc));
     comm_bcast(ctx.out_dir, (int)sizeof ctx.out_dir, MPI_CHAR, 0, MPI_COMM_WORLD);
     snprintf(ctx.models_dir, sizeof ctx.models_dir, "%s/models", ctx.out_dir);
     if (res.finished) {
@@ -929,7 +944,7 @@ int cli_run(int argc, char **argv) {
             log_info("%s holds a finished run of this deck (last checkpoint step_%08lld); nothing "
                      "to do",
                      ctx.out_dir, (long long)res.resume_ckpt);
-        return finish(0);
+        return finish_early(&ctx, 1, 0);
     }
     ctx.resume_ckpt = res.resume_ckpt;
     ctx.resume_stage = res.resume_ckpt >= 0 ? (int)(res.resume_ckpt / 10000000) : -1;
