@@ -246,12 +246,19 @@ static int client_recv(void *user, int n, float *scores, rl_err *e) {
 
 /* ------------------------------------------------------------------ the policy side */
 
-static int save_ckpt(run_ctx *ctx, const rl_engine *E, long step, rl_err *e) {
+/* The figures of the stage's summary that span iterations (rl_reward_first, and the rings of
+ * the last five rewards and KLs behind rl_reward_last and rl_kl_last) travel in the checkpoint,
+ * so that a resumed stage reports what the uninterrupted one would. */
+enum { RL_SUMMARY_N = 12 }; /* first reward, count, last[5], last_kl[5] */
+#define RL_SUMMARY_NAME "policy/summary_figures"
+
+static int save_ckpt(run_ctx *ctx, const rl_engine *E, long step, const double *figs, rl_err *e) {
     int64_t id = RUN_CKPT_ID(STAGE_RL, step);
     ckpt_file *f = NULL;
     int rc = ckpt_file_begin(ctx->out_dir, id, "policy", &f, e);
     if (rc) return rc;
-    if ((rc = rl_engine_save_policy(E, f, e))) {
+    if ((rc = rl_engine_save_policy(E, f, e)) ||
+        (rc = ckpt_write_f64(f, RL_SUMMARY_NAME, figs, RL_SUMMARY_N, e))) {
         ckpt_file_abort(f);
         return rc;
     }
@@ -267,11 +274,14 @@ static int save_ckpt(run_ctx *ctx, const rl_engine *E, long step, rl_err *e) {
     return ERR_OK;
 }
 
-static int load_ckpt(run_ctx *ctx, rl_engine *E, long step, rl_err *e) {
+static int load_ckpt(run_ctx *ctx, rl_engine *E, long step, double *figs, rl_err *e) {
     int64_t id = RUN_CKPT_ID(STAGE_RL, step);
     ckpt_file *f = NULL;
     int rc = ckpt_file_open(ctx->out_dir, id, "policy", &f, e);
     if (!rc) rc = rl_engine_load_policy(E, f, e);
+    /* (checkpoints written before the figures were kept have none: they stay NaN) */
+    if (!rc && ckpt_has(f, RL_SUMMARY_NAME))
+        rc = ckpt_read_f64(f, RL_SUMMARY_NAME, figs, RL_SUMMARY_N, e);
     if (f) ckpt_file_close(f);
     f = NULL;
     if (!rc) rc = ckpt_file_open(ctx->out_dir, id, "value", &f, e);
@@ -384,7 +394,9 @@ static int policy_work(run_ctx *ctx, const stage_group *g, const int *servers, i
         oc[k]->total_steps = opt_steps;
     }
     if (!rc) rc = rl_engine_init(&E, &pol, &ref, &val, &c, &P, g->comm, e);
-    if (!rc && from_step > 0) rc = load_ckpt(ctx, &E, from_step, e);
+    double figs[RL_SUMMARY_N];
+    for (int i = 0; i < RL_SUMMARY_N; i++) figs[i] = i == 0 ? NAN : 0;
+    if (!rc && from_step > 0) rc = load_ckpt(ctx, &E, from_step, figs, e);
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
     if (lead)
@@ -397,8 +409,9 @@ static int policy_work(run_ctx *ctx, const stage_group *g, const int *servers, i
 
     rl_scorer scorer = {client_send, client_recv, &cl};
     int steps = cfg->rl.steps, every = cfg->run.checkpoint_every;
-    double first_reward = NAN, last[5] = {0}, last_kl[5] = {0}, gen_tok = 0, gen_s = 0;
-    int n_last = 0;
+    double first_reward = figs[0], last[5], last_kl[5], gen_tok = 0, gen_s = 0;
+    int n_last = (int)figs[1];
+    for (int i = 0; i < 5; i++) last[i] = figs[2 + i], last_kl[i] = figs[7 + i];
     double ph[4] = {0, 0, 0, 0};
     for (long it = from_step + 1; it <= steps; it++) {
         rl_stats st;
@@ -406,7 +419,7 @@ static int policy_work(run_ctx *ctx, const stage_group *g, const int *servers, i
             err_prefix(e, "stage rl, step %ld", it);
             break;
         }
-        if (it == from_step + 1) first_reward = st.score;
+        if (it == 1) first_reward = st.score;
         last[n_last % 5] = st.score, last_kl[n_last % 5] = st.kl, n_last++;
         gen_tok += st.gen_tokens, gen_s += st.t_generate;
         ph[0] += st.t_generate, ph[1] += st.t_score_wait, ph[2] += st.t_train, ph[3] += st.t_total;
@@ -438,7 +451,11 @@ static int policy_work(run_ctx *ctx, const stage_group *g, const int *servers, i
         rl_stats_free(&st);
         int stop = run_stop_requested(ctx, g->comm);
         if ((every > 0 && it % every == 0) || it == steps || stop)
-            if (lead && (rc = save_ckpt(ctx, &E, it, e))) break;
+            if (lead) {
+                figs[0] = first_reward, figs[1] = n_last;
+                for (int i = 0; i < 5; i++) figs[2 + i] = last[i], figs[7 + i] = last_kl[i];
+                if ((rc = save_ckpt(ctx, &E, it, figs, e))) break;
+            }
         if (stop) {
             rc = reward_client_done(cl.server, e);
             if (lead) run_report_done(ctx);

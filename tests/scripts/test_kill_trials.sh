@@ -168,7 +168,10 @@ while [ $landed -lt "$TRIALS" ] && [ $attempt -lt $((TRIALS * 2)) ]; do
     problems+=" --resume failed;"
   fi
   got=$(digest "$out")
-  [ "$got" = "$want" ] || problems+=" the resumed run's final state differs from the uninterrupted run's;"
+  if [ "$got" != "$want" ]; then
+    problems+=" the resumed run's final state differs from the uninterrupted run's;"
+    diff <(echo "$want") <(echo "$got") | sed 's/^/#   /'
+  fi
   from=$(grep -o 'resuming from checkpoint step_[0-9]*' "$T/k$attempt.resume.log" | head -1)
   from=${from#resuming from checkpoint }
   if [ -z "$from" ]; then
