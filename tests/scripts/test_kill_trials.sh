@@ -82,7 +82,7 @@ PYEOF
 rank_pid() { # rank_pid MPIRUN_PID RANK
   local p
   for p in $(pgrep -P "$1"); do
-    if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+    if tr '\0' '\n' 2>/dev/null < "/proc/$p/environ" | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
       echo "$p"; return 0
     fi
   done
@@ -129,7 +129,7 @@ while [ $landed -lt "$TRIALS" ] && [ $attempt -lt $((TRIALS * 2)) ]; do
   for _ in 1 2 3 4 5; do pid=$(rank_pid $mp "$rank") && break; sleep 0.05; done
   # Open MPI's shared-memory segments of this job (/dev/shm/vader_segment.HOST.N.JOBID.RANK,
   # JOBID in hex): a killed job leaves them behind, so the trial removes them at its end
-  jobid=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^OMPI_MCA_ess_base_jobid=//p')
+  jobid=$(tr '\0' '\n' 2>/dev/null < "/proc/$pid/environ" | sed -n 's/^OMPI_MCA_ess_base_jobid=//p')
   if [ -z "$pid" ] || ! kill -9 "$pid" 2>/dev/null; then
     wait $mp; rc=$?
     echo "# $tag: the run ended (status $rc) before the kill; drawing again"
