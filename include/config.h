@@ -132,10 +132,15 @@ typedef struct config {
         } cot;
         config_strlist principles;    /* one sampled per pair and added to the preamble */
         double clamp_low, clamp_high; /* band the soft label is clamped into */
-        int mode;                     /* enum judge_mode: 0 preference, 1 score (d-RLAIF) */
+        int mode; /* enum judge_mode: 0 preference, 1 score (d-RLAIF), 2 likelihood */
         struct {
             char *preamble, *template_text, *ending; /* score mode: {context}, {response} */
         } score;
+        struct {
+            char *template_text; /* likelihood mode: {context} ... {response} */
+            double temperature;  /* P(a better) = s((l_a - l_b) / temperature) */
+            int eos;             /* the end-of-text token's log-prob counts too */
+        } likelihood;
         int batch_pairs; /* pairs per batch dealt to a judge rank */
     } judge;
 
@@ -210,6 +215,7 @@ typedef struct config {
         char *policy;   /* "" : models/policy_rl.gguf */
         char *baseline; /* "" : models/policy_sft.gguf */
         char *versus;   /* "" : none; else a third policy compared with the trained one */
+        int paired;     /* 1: every policy samples prompt i with the same stream (coupled) */
     } eval;
 
     /* bookkeeping */

@@ -27,6 +27,14 @@
  * score E = sum_i i P(i), and the reward (E - 5.5) / 4.5 in [-1, 1]. When "10" is two tokens
  * ("1" then "0"), P(10) = P("1") P("0" | "1") and P(1) = P("1") (1 - P("0" | "1")).
  *
+ * `mode: likelihood` asks the judge no question: it reads how likely the judge is to have
+ * written each response, l = log P(response [EOS] | the text before {response} in
+ * likelihood.template) in nats, and P(a better) = logistic((l_a - l_b) / likelihood.temperature)
+ * (the evaluation-by-generation of BARTScore / GPTScore). The text before {response}, less its
+ * trailing white space, is the head (tokenised with BOS, as a prompt); the rest, from that white
+ * space on, is the response part (tokenised on its own, as a summary is in training). There are
+ * no positions: p_ab = p_ba = p (p_ba is NaN without position_debias).
+ *
  * Tokens: the whole prompt text is tokenised at once (as a model that learned from whole texts
  * expects); prefix reuse then works on tokens. The KV cache of the common prefix (everything
  * before the sample's first placeholder: preamble, principle, exemplars, the template's head)
@@ -49,7 +57,7 @@
 #include "model.h"
 #include "tokenizer.h"
 
-enum judge_mode { JUDGE_PREFERENCE = 0, JUDGE_SCORE = 1 };
+enum judge_mode { JUDGE_PREFERENCE = 0, JUDGE_SCORE = 1, JUDGE_LIKELIHOOD = 2 };
 
 typedef struct judge_exemplar {
     char *context, *a, *b, *rationale; /* rationale "" when none */
@@ -74,7 +82,10 @@ typedef struct judge_opts {
     int n_principles;
     double clamp_low, clamp_high;
     char *score_preamble, *score_template, *score_ending;
-    uint64_t seed;    /* run.seed: principle draws, sampled rationales */
+    char *lik_template;     /* likelihood mode: {context} ... {response} */
+    double lik_temperature; /* P(a better) = s((l_a - l_b) / lik_temperature) */
+    int lik_eos;            /* the end-of-text token after the response counts */
+    uint64_t seed;          /* run.seed: principle draws, sampled rationales */
     int reuse_prefix; /* 1: share prefix and pair KV caches (default); 0: every prompt in full */
 } judge_opts;
 
@@ -121,6 +132,17 @@ int judge_prompt_pair_tokens(const judge_prompt *p, const judge_pair *pair, int 
 /* Score mode: the prompt of one response. */
 int judge_prompt_score_tokens(const judge_prompt *p, const char *context, const char *response,
                               int **ids, int *n, int *truncated, rl_err *e);
+
+/* Likelihood mode: the head's tokens ([BOS] + the text before the response, context cut to fit)
+ * in *head, and the response part's ([EOS] at the end with likelihood.eos) in *resp; both
+ * malloc'd. The response part is never cut: one that does not fit with a one-token context is an
+ * error. */
+int judge_prompt_likelihood_tokens(const judge_prompt *p, const char *context, const char *response,
+                                   int **head, int *n_head, int **resp, int *n_resp, int *truncated,
+                                   rl_err *e);
+/* Sum over the response tokens of log softmax(logits row m)[resp[m]] (rows: the logits at the
+ * head's last token and at every response token but the last), in nats. */
+double judge_loglik_from_logits(const float *logits, int V, const int *resp, int n_resp);
 
 /* P(label 1) from a row of logits (V): softmax over the two label tokens only. */
 double judge_pref_from_logits(const float *logits, int tok1, int tok2);

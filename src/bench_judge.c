@@ -147,10 +147,13 @@ static int eval_table(const bj_opts *o, const model *m, const tokenizer *tok, ju
         int cot;
         double temp;
         int samples;
-    } v[3] = {{"base preamble", 0, 0, 1},
-              {"base + chain of thought (greedy)", 1, 0, 1},
-              {"base + CoT, 4 sampled (T 0.7)", 1, 0.7, 4}};
-    for (int k = 0; k < 3; k++) {
+        int mode;
+    } v[4] = {{"base preamble", 0, 0, 1, JUDGE_PREFERENCE},
+              {"base + chain of thought (greedy)", 1, 0, 1, JUDGE_PREFERENCE},
+              {"base + CoT, 4 sampled (T 0.7)", 1, 0.7, 4, JUDGE_PREFERENCE},
+              {"likelihood (no prompt, no positions)", 0, 0, 1, JUDGE_LIKELIHOOD}};
+    for (int k = 0; k < 4; k++) {
+        base->mode = v[k].mode;
         base->cot = v[k].cot;
         base->cot_temperature = v[k].temp;
         base->cot_samples = v[k].samples;

@@ -260,8 +260,10 @@ static const key_def schema[] = {
      "the soft label is clamped into [low, high] (0 and 1: no clamp)"},
     {"judge.clamp.high", T_FLOAT, OFF(judge.clamp_high), "1", 0, 1, NULL, 0,
      "upper end of the clamp band"},
-    {"judge.mode", T_ENUM, OFF(judge.mode), "preference", 0, 0, "preference|score", 0,
-     "preference: which of two responses is better; score: rate one response 1..10 (d-RLAIF)"},
+    {"judge.mode", T_ENUM, OFF(judge.mode), "preference", 0, 0, "preference|score|likelihood", 0,
+     "preference: which of two responses is better (the paper's prompt); score: rate one "
+     "response 1..10 (d-RLAIF); likelihood: the response the judge would more likely have "
+     "written (its log-probability under judge.likelihood.template)"},
     {"judge.score.preamble", T_STRING, OFF(judge.score.preamble),
      "You are an expert summary rater. Given a piece of text and a summary of it, rate the "
      "summary from 1 (worst) to 10 (best).",
@@ -271,6 +273,17 @@ static const key_def schema[] = {
      "score mode: one sample, with {context} and {response}"},
     {"judge.score.ending", T_STRING, OFF(judge.score.ending), "Score (1-10)=", 1, 4096, NULL, 0,
      "score mode: text after the sample; the score's tokens are read next"},
+    {"judge.likelihood.template", T_STRING, OFF(judge.likelihood.template_text),
+     " {context}\nTL;DR: {response}", 1, 65536, NULL, 0,
+     "likelihood mode: the text whose {response} part is scored, {context} before it (the "
+     "default is the built-in task's format: the judge's pretraining text)"},
+    {"judge.likelihood.temperature", T_FLOAT, OFF(judge.likelihood.temperature), "4", 1e-3, 1e6,
+     NULL, 0,
+     "likelihood mode: P(a better) = logistic((log P(a) - log P(b)) / temperature), log-probs "
+     "in nats"},
+    {"judge.likelihood.eos", T_BOOL, OFF(judge.likelihood.eos), "true", 0, 0, NULL, 0,
+     "likelihood mode: the end-of-text token after the response counts (a response should end "
+     "where it ends)"},
     {"judge.batch_pairs", T_INT, OFF(judge.batch_pairs), "8", 1, 4096, NULL, 0,
      "pairs per batch rank 0 deals to a judge rank (and per forward pass)"},
 
@@ -418,6 +431,10 @@ static const key_def schema[] = {
     {"eval.versus", T_STRING, OFF(eval.versus), "", 0, 4096, NULL, 0,
      "GGUF of another trained policy (e.g. the RLHF arm's) to compare with head to head; empty: "
      "none"},
+    {"eval.paired", T_BOOL, OFF(eval.paired), "false", 0, 0, NULL, 0,
+     "sample every policy with the same random stream per prompt (a coupled comparison: where "
+     "the policies agree the responses are identical and tie; lower variance, but not the win "
+     "rate of independent samples, which false measures)"},
 };
 #define N_KEYS ((int)(sizeof schema / sizeof schema[0]))
 
@@ -1398,6 +1415,30 @@ static void validate_stage_keys(loader *ld) {
             p = key_or_section_pos(ld, "judge.template");
             add_err(ld, p.line, p.col, "judge.template has no %s", need[i]);
         }
+    if (c->judge.mode == 2) {
+        const char *t = c->judge.likelihood.template_text, *r = strstr(t, "{response}"),
+                   *x = strstr(t, "{context}");
+        p = key_or_section_pos(ld, "judge.likelihood.template");
+        if (!x || !r)
+            add_err(ld, p.line, p.col, "judge.likelihood.template has no %s",
+                    !x ? "{context}" : "{response}");
+        else if (x > r || strstr(x + 9, "{context}") || strstr(r + 10, "{response}"))
+            add_err(ld, p.line, p.col,
+                    "judge.likelihood.template must hold {context} once, before {response} "
+                    "(the response's probability is read given the context)");
+        if (c->judge.cot.enabled) {
+            p = key_or_section_pos(ld, "judge.cot.enabled");
+            add_err(ld, p.line, p.col,
+                    "judge.cot.enabled asks the judge for a rationale; judge.mode: likelihood "
+                    "reads no answer from the judge, only the responses' probabilities");
+        }
+        if (c->judge.exemplars.n) {
+            p = config_key_pos(c, "judge.exemplars");
+            add_err(ld, p.line, p.col,
+                    "judge.exemplars are labelled comparisons for the preference prompt; "
+                    "judge.mode: likelihood does not use them");
+        }
+    }
     static const char *const need_s[2] = {"{context}", "{response}"};
     for (int i = 0; i < 2; i++)
         if (!strstr(c->judge.score.template_text, need_s[i])) {

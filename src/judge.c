@@ -47,6 +47,9 @@ void judge_opts_default(judge_opts *o) {
                              "of it, rate the summary from 1 (worst) to 10 (best).");
     o->score_template = dup0("Text - {context}\nSummary - {response}\n\n");
     o->score_ending = dup0("Score (1-10)=");
+    o->lik_template = dup0(" {context}\nTL;DR: {response}");
+    o->lik_temperature = 4.0;
+    o->lik_eos = 1;
     o->reuse_prefix = 1;
 }
 
@@ -63,6 +66,7 @@ void judge_opts_free(judge_opts *o) {
     for (int i = 0; i < o->n_principles; i++) free(o->principles[i]);
     free(o->principles);
     free(o->score_preamble), free(o->score_template), free(o->score_ending);
+    free(o->lik_template);
     memset(o, 0, sizeof *o);
 }
 
@@ -87,6 +91,7 @@ static void opts_copy(judge_opts *d, const judge_opts *s) {
     d->score_preamble = dup0(s->score_preamble);
     d->score_template = dup0(s->score_template);
     d->score_ending = dup0(s->score_ending);
+    d->lik_template = dup0(s->lik_template);
 }
 
 static char *read_text_file(const char *path, rl_err *e) {
@@ -162,6 +167,9 @@ int judge_opts_from_config(const config *cfg, judge_opts *o, rl_err *e) {
     o->score_preamble = dup0(cfg->judge.score.preamble);
     o->score_template = dup0(cfg->judge.score.template_text);
     o->score_ending = dup0(cfg->judge.score.ending);
+    o->lik_template = dup0(cfg->judge.likelihood.template_text);
+    o->lik_temperature = cfg->judge.likelihood.temperature;
+    o->lik_eos = cfg->judge.likelihood.eos;
     o->seed = (uint64_t)cfg->run.seed;
     o->reuse_prefix = 1;
     return ERR_OK;
@@ -296,6 +304,9 @@ void judge_opts_texts(const judge_opts *o, char ***texts, int *n) {
     sb_str(&b, o->score_ending);
     t[k++] = b.s ? b.s : dup0("");
     t[k++] = dup0("1 2 3 4 5 6 7 8 9 10");
+    b = (sbuf){0};
+    render(&b, o->lik_template, 2, score_names, empty, NULL);
+    t[k++] = b.s ? b.s : dup0("");
     *texts = t;
     *n = k;
 }
@@ -532,6 +543,77 @@ int judge_prompt_score_tokens(const judge_prompt *p, const char *context, const 
     score_arg a = {context, response};
     return fit_tokens(p, score_text_fn, &a, context, p->ten_second >= 0 ? 1 : 0, ids, n, truncated,
                       e);
+}
+
+/* Likelihood mode: where the response part of the template starts (the white space before
+ * {response}); the template has {response} (config checks it; without it: the end). */
+static size_t lik_split(const char *t) {
+    const char *r = strstr(t, "{response}");
+    if (!r) return strlen(t);
+    while (r > t && is_ws(r[-1])) r--;
+    return (size_t)(r - t);
+}
+typedef struct lik_arg {
+    const char *context;
+} lik_arg;
+static char *lik_head_fn(const judge_prompt *p, const void *arg, long max) {
+    const lik_arg *a = arg;
+    size_t h = lik_split(p->o.lik_template);
+    char *head = xmalloc(h + 1);
+    memcpy(head, p->o.lik_template, h);
+    head[h] = '\0';
+    sbuf b = {0};
+    const char *vals[2] = {a->context, ""};
+    long maxb[2] = {max, -1};
+    render(&b, head, 2, score_names, vals, maxb);
+    free(head);
+    return b.s ? b.s : dup0("");
+}
+
+int judge_prompt_likelihood_tokens(const judge_prompt *p, const char *context, const char *response,
+                                   int **head, int *n_head, int **resp, int *n_resp, int *truncated,
+                                   rl_err *e) {
+    *head = *resp = NULL;
+    *n_head = *n_resp = 0;
+    sbuf b = {0};
+    const char *vals[2] = {context, response};
+    render(&b, p->o.lik_template + lik_split(p->o.lik_template), 2, score_names, vals, NULL);
+    int *r = NULL, nr = 0;
+    int rc = encode(p->tok, b.s ? b.s : "", 0, &r, &nr, e);
+    free(b.s);
+    if (rc) return rc;
+    if (p->o.lik_eos && p->eos >= 0) {
+        r = xrealloc(r, sizeof(int) * (size_t)(nr + 1));
+        r[nr++] = p->eos;
+    }
+    if (nr + 2 > p->max_seq) {
+        free(r);
+        return err_set(e, ERR_INPUT,
+                       "judge: a response of %d tokens does not fit the judge's context of %d "
+                       "tokens (likelihood mode scores it whole)",
+                       nr, p->max_seq);
+    }
+    lik_arg a = {context};
+    if ((rc = fit_tokens(p, lik_head_fn, &a, context, nr, head, n_head, truncated, e))) {
+        free(r);
+        return rc;
+    }
+    *resp = r;
+    *n_resp = nr;
+    return ERR_OK;
+}
+
+double judge_loglik_from_logits(const float *logits, int V, const int *resp, int n_resp) {
+    double s = 0;
+    for (int m = 0; m < n_resp; m++) {
+        const float *row = logits + (size_t)m * (size_t)V;
+        double mx = row[0], z = 0;
+        for (int v = 1; v < V; v++)
+            if (row[v] > mx) mx = row[v];
+        for (int v = 0; v < V; v++) z += exp((double)row[v] - mx);
+        s += (double)row[resp[m]] - mx - log(z);
+    }
+    return s;
 }
 
 double judge_pref_from_logits(const float *logits, int tok1, int tok2) {
@@ -828,6 +910,96 @@ static int label_chunk(judge *j, const judge_pair *pairs, int k, judge_label *ou
     return rc;
 }
 
+/* Likelihood-mode labels of k <= 64 pairs: slot 2i holds a's sequence, 2i+1 b's; the head
+ * (all but its last token) is computed once and copied, then each slot runs the head's last
+ * token and its response part, with logits at every one of those tokens. */
+static int label_chunk_lik(judge *j, const judge_pair *pairs, int k, judge_label *out, rl_err *e) {
+    const judge_opts *o = &j->p->o;
+    int V = j->m->cfg.vocab_size, rc = ERR_OK, kk = k > 64 ? 64 : k;
+    int *head[64], nh[64], *resp[2 * 64], nr[2 * 64];
+    memset(head, 0, sizeof head);
+    memset(resp, 0, sizeof resp);
+    step_batch sb;
+    sb_init(&sb, 2 * kk);
+    size_t rows = 0;
+    for (int i = 0; i < kk && !rc; i++) {
+        int *h2 = NULL, n2 = 0, tr[2] = {0, 0};
+        rc = judge_prompt_likelihood_tokens(j->p, pairs[i].context, pairs[i].a, &head[i], &nh[i],
+                                            &resp[2 * i], &nr[2 * i], &tr[0], e);
+        if (!rc)
+            rc = judge_prompt_likelihood_tokens(j->p, pairs[i].context, pairs[i].b, &h2, &n2,
+                                                &resp[2 * i + 1], &nr[2 * i + 1], &tr[1], e);
+        if (rc) {
+            free(h2);
+            break;
+        }
+        if (n2 < nh[i]) { /* the longer response cut the context more: both use that head */
+            free(head[i]);
+            head[i] = h2, nh[i] = n2;
+        } else {
+            free(h2);
+        }
+        out[i].truncated = tr[0] || tr[1];
+        out[i].principle = -1;
+        int sa = j->work0 + 2 * i;
+        kvcache_reset(&j->kv, sa);
+        kvcache_reset(&j->kv, sa + 1);
+        sb_push(&sb, sa, head[i], nh[i] - 1);
+        if (!o->reuse_prefix) sb_push(&sb, sa + 1, head[i], nh[i] - 1);
+        rows += (size_t)(nr[2 * i] + nr[2 * i + 1]);
+    }
+    if (!rc) rc = sb_run(j, &sb, NULL, e);
+    float *lg = rc ? NULL : xmalloc_aligned(sizeof(float) * (rows ? rows : 1) * (size_t)V);
+    int *seq = NULL;
+    size_t seq_cap = 0;
+    for (int i = 0; i < kk && !rc; i++) {
+        int sa = j->work0 + 2 * i;
+        if (o->reuse_prefix && nh[i] > 1) {
+            rc = kvcache_copy_prefix(&j->kv, sa, sa + 1, nh[i] - 1, e);
+            j->st.tokens_reused += nh[i] - 1;
+        }
+        for (int s = 0; s < 2 && !rc; s++) {
+            int n = nr[2 * i + s];
+            if (n <= 0) continue;
+            if ((size_t)n > seq_cap)
+                seq_cap = (size_t)n * 2, seq = xrealloc(seq, sizeof(int) * seq_cap);
+            seq[0] = head[i][nh[i] - 1];
+            memcpy(seq + 1, resp[2 * i + s], sizeof(int) * (size_t)(n - 1));
+            sb_push(&sb, sa + s, seq, n);
+        }
+    }
+    if (!rc && sb.n) {
+        model_step_out so = {.all_logits = lg};
+        rc = model_step(j->m, &j->kv, sb.n, sb.slots, sb.n_new, sb.tokens, &so, e);
+        j->st.tokens_computed += (long)sb.ntok;
+        sb.n = 0;
+        sb.ntok = 0;
+    }
+    size_t row = 0;
+    for (int i = 0; i < kk && !rc; i++) {
+        double l[2];
+        for (int s = 0; s < 2; s++) {
+            int n = nr[2 * i + s];
+            l[s] =
+                n > 0 ? judge_loglik_from_logits(lg + row * (size_t)V, V, resp[2 * i + s], n) : 0;
+            row += (size_t)(n > 0 ? n : 0);
+        }
+        double p = 1.0 / (1.0 + exp(-(l[0] - l[1]) / o->lik_temperature));
+        out[i].p_ab = p;
+        out[i].p_ba = o->position_debias ? p : NAN;
+        out[i].p = clamp01(p, o->clamp_low, o->clamp_high);
+        out[i].rationale_ab = dup0("");
+        out[i].rationale_ba = dup0("");
+        j->st.prompts += 2;
+        j->st.truncated += out[i].truncated;
+    }
+    free(lg);
+    free(seq);
+    for (int i = 0; i < kk; i++) free(head[i]), free(resp[2 * i]), free(resp[2 * i + 1]);
+    sb_free(&sb);
+    return rc;
+}
+
 static int is_stop(const judge_prompt *p, int t) {
     for (int i = 0; i < p->n_stop; i++)
         if (p->stop[i] == t) return 1;
@@ -950,16 +1122,18 @@ static int label_chunk_cot(judge *j, const judge_pair *pairs, int k, judge_label
 }
 
 int judge_label_pairs(judge *j, const judge_pair *pairs, int n, judge_label *out, rl_err *e) {
-    if (j->p->o.mode != JUDGE_PREFERENCE)
-        return err_set(e, ERR_INPUT, "judge: label_pairs needs judge.mode: preference");
+    if (j->p->o.mode != JUDGE_PREFERENCE && j->p->o.mode != JUDGE_LIKELIHOOD)
+        return err_set(e, ERR_INPUT,
+                       "judge: label_pairs needs judge.mode: preference or likelihood");
     double t0 = log_now();
     int rc = ERR_OK;
     int chunk = j->max_pairs < 64 ? j->max_pairs : 64;
     for (int i = 0; i < n; i++) memset(&out[i], 0, sizeof out[i]);
     for (int i0 = 0; i0 < n && !rc; i0 += chunk) {
         int k = n - i0 < chunk ? n - i0 : chunk;
-        rc = j->p->o.cot ? label_chunk_cot(j, pairs + i0, k, out + i0, e)
-                         : label_chunk(j, pairs + i0, k, out + i0, e);
+        rc = j->p->o.mode == JUDGE_LIKELIHOOD ? label_chunk_lik(j, pairs + i0, k, out + i0, e)
+             : j->p->o.cot                    ? label_chunk_cot(j, pairs + i0, k, out + i0, e)
+                                              : label_chunk(j, pairs + i0, k, out + i0, e);
     }
     j->st.seconds += log_now() - t0;
     if (rc)

@@ -1,8 +1,10 @@
 /* stage_eval: the trained policy against the SFT policy on held-out prompts.
  *
  * The policy ranks answer eval.prompts test documents with both policies (and with the policy of
- * eval.versus when given), sampling at eval.temperature with the same random stream per prompt
- * for every policy, so that the comparison is paired. Then:
+ * eval.versus when given), sampling at eval.temperature, each policy with its own random stream
+ * per prompt: the win rate of independent samples, as human raters of the paper saw them
+ * (eval.paired: the same stream for every policy, a coupled comparison where the policies'
+ * agreement shows as identical responses, i.e. ties). Then:
  *   - the gold rater compares each pair (a tie counts half): win_rate_gold_vs_sft;
  *   - the judge ranks compare each pair in both orders (judge_label_pairs with position
  *     debiasing), the trained policy winning when P(it is better) > 0.5: win_rate_judge_vs_sft;
@@ -47,7 +49,8 @@ static int judge_serve(run_ctx *ctx, int n_clients, rl_err *e) {
     int rc = task_lm_load_model(path, cfg->judge_model.max_seq, &jm, &jt, e);
     if (!rc) rc = judge_opts_from_config(cfg, &jo, e);
     if (!rc) {
-        jo.mode = JUDGE_PREFERENCE;
+        /* a score-mode judge (d-RLAIF) compares with its preference prompt here */
+        if (jo.mode != JUDGE_LIKELIHOOD) jo.mode = JUDGE_PREFERENCE;
         jo.position_debias = 1; /* the eval always judges both orders */
         rc = judge_create(&jd, &jm, jt, &jo, cfg->judge.batch_pairs, e);
     }
@@ -158,9 +161,10 @@ static void answers_free(answers *a) {
     memset(a, 0, sizeof *a);
 }
 
-/* Samples one response per prompt (stream i for prompt i, the same for every policy). */
+/* Samples one response per prompt: stream (who, prompt id), who = 0 for every policy when
+ * eval.paired, else the policy's index (0 trained, 1 SFT, 2 versus). */
 static int answer(const model *m, const tokenizer *tok, kvcache *kv, int n, int32_t **ptok,
-                  const int *pl, const int *ids, double temp, int max_new, uint64_t seed,
+                  const int *pl, const int *ids, double temp, int max_new, uint64_t seed, int who,
                   answers *out, rl_err *e) {
     memset(out, 0, sizeof *out);
     out->n = n;
@@ -179,7 +183,8 @@ static int answer(const model *m, const tokenizer *tok, kvcache *kv, int n, int3
         int mn = max_new;
         for (int j = 0; j < k; j++) {
             kvcache_reset(kv, j);
-            rng_init(&rs[j], seed, rng_purpose(RNG_SAMPLE, 0xe7a), (uint32_t)ids[i0 + j]);
+            rng_init(&rs[j], seed, rng_purpose(RNG_SAMPLE, 0xe7a + (uint32_t)who),
+                     (uint32_t)ids[i0 + j]);
             gs[j] = (gen_seq){.prompt = ptok[i0 + j],
                               .prompt_len = pl[i0 + j],
                               .slot = j,
@@ -298,13 +303,13 @@ static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges
     if (!rc) rc = kvcache_create(&kv, &pol.cfg, 64, pol.cfg.max_seq, e);
     if (!rc)
         rc = answer(&pol, tok, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new,
-                    (uint64_t)cfg->run.seed, &mine_ans, e);
+                    (uint64_t)cfg->run.seed, 0, &mine_ans, e);
     if (!rc)
         rc = answer(&base, t2, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new,
-                    (uint64_t)cfg->run.seed, &sides[0].ans, e);
+                    (uint64_t)cfg->run.seed, cfg->eval.paired ? 0 : 1, &sides[0].ans, e);
     if (!rc && have_vs)
         rc = answer(&vs, t3, &kv, mine, ptok, pl, ids, cfg->eval.temperature, max_new,
-                    (uint64_t)cfg->run.seed, &sides[1].ans, e);
+                    (uint64_t)cfg->run.seed, cfg->eval.paired ? 0 : 2, &sides[1].ans, e);
     t_gen = log_now() - t_gen;
 
     /* KL to the SFT policy on the trained policy's own responses */
@@ -354,9 +359,10 @@ static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges
     if (rc) goto done;
 
     /* sums over the ranks */
-    double v[16] = {0};
+    double v[17] = {0};
     for (int k = 0; k < mine; k++) {
         v[0] += 1;
+        v[16] += !strcmp(mine_ans.text[k], sides[0].ans.text[k]);
         v[1] += lp_rl[k] - lp_sft[k];
         v[2] += mine_ans.len[k] - mine_ans.plen[k];
         v[3] += sides[0].ans.len[k] - sides[0].ans.plen[k];
@@ -369,13 +375,14 @@ static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges
         v[9 + 4 * s] = sides[s].judge_wins, v[10 + 4 * s] = sides[s].same_pos;
     }
     v[15] = sides[0].judge_n;
-    if (comm_allreduce_sum_f64(v, 16, g->comm)) {
+    if (comm_allreduce_sum_f64(v, 17, g->comm)) {
         rc = err_set(e, ERR_MPI, "eval: allreduce failed");
         goto done;
     }
     if (lead) {
         double n = v[0];
         run_summary(ctx, "win_rate_gold_vs_sft", v[7] / n);
+        run_summary(ctx, "eval_identical_vs_sft", v[16] / n); /* the same text: a tie */
         if (use_judge) {
             run_summary(ctx, "win_rate_judge_vs_sft", v[9] / v[15]);
             run_summary(ctx, "eval_judge_same_position", v[10] / v[15]);

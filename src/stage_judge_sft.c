@@ -419,7 +419,7 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
     rc = stage_agree(g->comm, rc, e);
     if (rc) goto done;
 
-    if (cfg->judge_sft.eval_pairs > 0 && cfg->judge.mode == 0) {
+    if (cfg->judge_sft.eval_pairs > 0 && cfg->judge.mode != JUDGE_SCORE) {
         double te = log_now();
         judge_eval res = {0, 0, 0, 0, 0};
         rc = judge_create(&jd, &m, tok, &jo, cfg->judge.batch_pairs, e);

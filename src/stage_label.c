@@ -553,20 +553,37 @@ static int label_coord(run_ctx *ctx, rl_err *e) {
     char *fp = c.fingerprint;
     fingerprint(ctx, judge_path, src_path, c.fingerprint, sizeof c.fingerprint);
     snprintf(c.journal, sizeof c.journal, "%s.journal", c.path);
-    const char *tn[8] = {"preamble", "template", "ending",      "label_1",
-                         "label_2",  "source",   "judge_model", "cot_ending"};
-    const char *tv[8] = {cfg->judge.preamble_file[0] ? cfg->judge.preamble_file
-                                                     : cfg->judge.preamble,
-                         cfg->judge.template_text,
-                         cfg->judge.ending,
-                         cfg->judge.label_1,
-                         cfg->judge.label_2,
-                         c.source == CONFIG_LABEL_FILE ? cfg->label.pairs_file : "policy",
-                         judge_path,
-                         cfg->judge.cot.enabled ? cfg->judge.cot.ending : ""};
-    const char *in[3] = {"position_debias", "cot", "cot_samples"};
-    int64_t iv[3] = {cfg->judge.position_debias, cfg->judge.cot.enabled, cfg->judge.cot.samples};
-    labels_meta meta = {tn, tv, 8, in, iv, 3};
+    static const char *const modes[3] = {"preference", "score", "likelihood"};
+    char lik_temp[64];
+    snprintf(lik_temp, sizeof lik_temp, "%.17g", cfg->judge.likelihood.temperature);
+    int lik = cfg->judge.mode == 2;
+    const char *tn[11] = {"preamble",
+                          "template",
+                          "ending",
+                          "label_1",
+                          "label_2",
+                          "source",
+                          "judge_model",
+                          "cot_ending",
+                          "judge_mode",
+                          "likelihood_template",
+                          "likelihood_temperature"};
+    const char *tv[11] = {cfg->judge.preamble_file[0] ? cfg->judge.preamble_file
+                                                      : cfg->judge.preamble,
+                          cfg->judge.template_text,
+                          cfg->judge.ending,
+                          cfg->judge.label_1,
+                          cfg->judge.label_2,
+                          c.source == CONFIG_LABEL_FILE ? cfg->label.pairs_file : "policy",
+                          judge_path,
+                          cfg->judge.cot.enabled ? cfg->judge.cot.ending : "",
+                          modes[cfg->judge.mode >= 0 && cfg->judge.mode < 3 ? cfg->judge.mode : 0],
+                          lik ? cfg->judge.likelihood.template_text : "",
+                          lik ? lik_temp : ""};
+    const char *in[4] = {"position_debias", "cot", "cot_samples", "likelihood_eos"};
+    int64_t iv[4] = {cfg->judge.position_debias, cfg->judge.cot.enabled, cfg->judge.cot.samples,
+                     lik ? cfg->judge.likelihood.eos : 0};
+    labels_meta meta = {tn, tv, 11, in, iv, 4};
     if (!rc) {
         c.rows = xcalloc((size_t)(c.n > 0 ? c.n : 1), sizeof *c.rows);
         rc = labels_open(c.path, c.n, fp, &meta, c.rows, &c.n_done, note, sizeof note, e);

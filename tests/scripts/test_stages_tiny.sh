@@ -155,4 +155,36 @@ print("ok")
 PYEOF
 check "the resumed labelling labelled only the missing rows; pairs and labels match the uninterrupted run" \
   'grep -q "^ok" $T/py && [ ! -e $T/k3/labels.h5.journal ]' "$T/py"
+# ---------------------------------------------------------------- the likelihood judge
+# judge.mode: likelihood on the full run's judge and SFT policy: the same pairs (the label
+# stage's streams), labels from the judge's log-probabilities (no positions: p_ab = p_ba = p),
+# recorded in labels.h5's attributes; the eval judges with the same mode.
+deck lik 's|stages: \[sft, judge_sft, label, reward, rl, eval\]|stages: [label]|' \
+  "s|  batch_pairs: 4|  batch_pairs: 4\n  mode: likelihood\n  likelihood: {temperature: 2.0}\n  model: {gguf: $T/full/models/judge.gguf}|" \
+  "s|^policy: .*|policy: {gguf: $T/full/models/policy_sft.gguf}|" \
+  's|^  model: {dim: 64.*||'
+"${MPI[@]}" "$BIN" run "$T/lik.yaml" >"$T/log.lik" 2>&1; rc=$?
+"$PY" - "$T/lik" "$T/full" > "$T/py" 2>&1 <<'PYEOF'
+import sys, h5py, numpy as np
+lik, full = sys.argv[1], sys.argv[2]
+with h5py.File(lik + "/labels.h5", "r") as f, h5py.File(full + "/labels.h5", "r") as g:
+    assert f.attrs["judge_mode"] == "likelihood", f.attrs["judge_mode"]
+    assert f.attrs["likelihood_temperature"] == "2", f.attrs["likelihood_temperature"]
+    assert g.attrs["judge_mode"] == "preference"
+    a, b = f["pairs"], g["pairs"]
+    for k in ["a", "b", "context"]:
+        assert list(a[k].asstr()[:]) == list(b[k].asstr()[:]), k
+    p, pab, pba = a["p"][:], a["p_ab"][:], a["p_ba"][:]
+    assert a["done"][:].all() and np.array_equal(p, pab) and np.array_equal(p, pba)
+    assert np.all((p >= 0) & (p <= 1)) and np.std(p) > 0.01
+    # identical responses have no preference
+    same = np.array([x == y for x, y in zip(a["a"].asstr()[:], a["b"].asstr()[:])])
+    assert np.all(np.abs(p[same] - 0.5) < 1e-9)
+with h5py.File(lik + "/metrics.h5", "r") as f:
+    s = f["summary"]
+    assert s["same_position_rate"][()] == 0 and 0 <= s["label_alignment_gold"][()] <= 1
+print("ok")
+PYEOF
+check "judge.mode likelihood labels the same pairs: p_ab = p_ba = p, attributes say the mode" \
+  '[ $rc -eq 0 ] && grep -q "^ok" $T/py' "$T/py"
 [ -n "${KEEP:-}" ] || rm -rf "$T"

@@ -4,7 +4,8 @@
  * b)); batch size and reuse do not change labels; the prompt text is the paper's format; a context
  * too long is cut; d-RLAIF's expected score by hand (with "10" as two tokens) and against full
  * forwards; chain of thought: the rationale is the greedy continuation (full forwards) and the
- * label is read after rationale, newline and ending. The model is random: only equalities are
+ * label is read after rationale, newline and ending; likelihood mode against full forwards
+ * and the task's SFT tokens. The model is random: only equalities are
  * tested here, not judgement. */
 #include "test_util.h"
 
@@ -431,6 +432,118 @@ static void test_cot_flow(void **state) {
     judge_opts_free(&o);
 }
 
+/* Likelihood mode: the tokens are exactly the SFT / judge-pretraining sequence of the task
+ * (task_lm_sft_sequence: [BOS] " " context "\nTL;DR:", then " " summary, EOS); the label is
+ * logistic((l_a - l_b) / T) with l the sum of log-softmax of the full forward's logits at the
+ * response tokens (computed here in double from the training path); batch size and prefix reuse
+ * do not change it; swapping a and b gives 1 - p; no position: p_ab = p_ba = p. */
+static double full_loglik(fixture *f, const int *head, int nh, const int *resp, int nr) {
+    int n = nh + nr;
+    int *ids = malloc(sizeof(int) * (size_t)n);
+    memcpy(ids, head, sizeof(int) * (size_t)nh);
+    memcpy(ids + nh, resp, sizeof(int) * (size_t)nr);
+    model_acts a;
+    rl_err e = {0};
+    if (model_acts_create(&a, &f->m.cfg, 1, n, &e)) fail_msg("%s", e.msg);
+    if (model_forward(&f->m, &a, ids, 1, n, &e)) fail_msg("%s", e.msg);
+    int V = f->m.cfg.vocab_size;
+    float *z = malloc(sizeof(float) * (size_t)V);
+    double s = 0;
+    for (int t = nh; t < n; t++) {
+        int pos = t - 1;
+        if (model_lm_logits(&f->m, &a, &pos, 1, z, &e)) fail_msg("%s", e.msg);
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, (double)z[v]);
+        for (int v = 0; v < V; v++) sum += exp((double)z[v] - mx);
+        s += (double)z[ids[t]] - mx - log(sum);
+    }
+    free(z);
+    free(ids);
+    model_acts_free(&a);
+    return s;
+}
+
+static void test_likelihood_mode(void **state) {
+    fixture *f = *state;
+    rl_err e = {0};
+    double ref[5];
+    for (int variant = 0; variant < 4; variant++) {
+        judge_opts o;
+        judge_opts_default(&o);
+        o.mode = JUDGE_LIKELIHOOD;
+        o.lik_temperature = 2.5;
+        o.reuse_prefix = variant != 1;
+        o.position_debias = variant != 3;
+        judge *j;
+        if (judge_create(&j, &f->m, f->tok, &o, variant == 2 ? 2 : 5, &e)) fail_msg("%s", e.msg);
+        const judge_prompt *jp = judge_get_prompt(j);
+        judge_pair pairs[5];
+        judge_label l[5];
+        make_pairs(pairs, 0);
+        if (judge_label_pairs(j, pairs, 5, l, &e)) fail_msg("%s", e.msg);
+        for (int i = 0; i < 5; i++) {
+            double ll[2];
+            for (int s = 0; s < 2; s++) {
+                const char *r = s ? pairs[i].b : pairs[i].a;
+                int *h, nh, *t, nt, tr;
+                if (judge_prompt_likelihood_tokens(jp, pairs[i].context, r, &h, &nh, &t, &nt, &tr,
+                                                   &e))
+                    fail_msg("%s", e.msg);
+                assert_int_equal(tr, 0);
+                /* the task's SFT sequence, tokenised by task_lm */
+                task_example ex;
+                memset(&ex, 0, sizeof ex);
+                snprintf(ex.prompt, sizeof ex.prompt, "%s\nTL;DR:", pairs[i].context);
+                snprintf(ex.target, sizeof ex.target, " %s", r);
+                int *ids, n, np;
+                if (task_lm_sft_sequence(f->tok, &ex, &ids, &n, &np, &e)) fail_msg("%s", e.msg);
+                assert_int_equal(nh, np);
+                assert_int_equal(nh + nt, n);
+                assert_memory_equal(h, ids, sizeof(int) * (size_t)nh);
+                assert_memory_equal(t, ids + np, sizeof(int) * (size_t)nt);
+                assert_int_equal(t[nt - 1], tokenizer_eos(f->tok));
+                ll[s] = full_loglik(f, h, nh, t, nt);
+                free(ids), free(h), free(t);
+            }
+            double want = 1.0 / (1.0 + exp(-(ll[0] - ll[1]) / 2.5));
+            assert_close(l[i].p, want, 1e-4, 1e-5);
+            assert_close(l[i].p_ab, want, 1e-4, 1e-5);
+            if (variant == 3)
+                assert_true(isnan(l[i].p_ba));
+            else
+                assert_close(l[i].p_ba, want, 1e-4, 1e-5);
+            if (variant == 0)
+                ref[i] = l[i].p;
+            else
+                assert_close(l[i].p, ref[i], 1e-5, 1e-6);
+            judge_label_free(&l[i]);
+        }
+        /* a pair and its mirror */
+        make_pairs(pairs, 1);
+        if (judge_label_pairs(j, pairs, 5, l, &e)) fail_msg("%s", e.msg);
+        for (int i = 0; i < 5; i++) {
+            assert_close(l[i].p, 1.0 - ref[i], 1e-5, 1e-6);
+            judge_label_free(&l[i]);
+        }
+        /* identical responses: no preference */
+        pairs[0].b = pairs[0].a;
+        if (judge_label_pairs(j, pairs, 1, l, &e)) fail_msg("%s", e.msg);
+        assert_close(l[0].p, 0.5, 0, 1e-6);
+        judge_label_free(&l[0]);
+        const judge_stats *st = judge_get_stats(j);
+        if (o.reuse_prefix)
+            assert_true(st->tokens_reused > 0);
+        else
+            assert_int_equal(st->tokens_reused, 0);
+        judge_free(j);
+        judge_opts_free(&o);
+    }
+    /* not a degenerate check: the two responses of a pair differ in likelihood */
+    int differ = 0;
+    for (int i = 0; i < 5; i++) differ += fabs(ref[i] - 0.5) > 1e-3;
+    assert_true(differ >= 4);
+}
+
 static void test_bad_labels_refused(void **state) {
     fixture *f = *state;
     judge_opts o;
@@ -455,6 +568,7 @@ int main(void) {
         cmocka_unit_test(test_score_full_forward),
         cmocka_unit_test(test_cot_flow),
         cmocka_unit_test(test_bad_labels_refused),
+        cmocka_unit_test(test_likelihood_mode),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
