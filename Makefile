@@ -6,6 +6,8 @@
 #   make deps            install the Debian packages the project needs (or print the command)
 #   make run             the main job: every stage of input/quickstart.yaml, then its report
 #   make run-rlhf        the RLHF arm (input/quickstart-rlhf.yaml) after make run, RLAIF vs RLHF
+#   make run-prompt      the paper's preference-prompt labeller (input/quickstart-prompt.yaml)
+#                        after make run, against the quickstart's likelihood labels
 #   make report          analysis/report.py on the last run (RUN_DIR=... for another one)
 #   make test            all tests; the last line reads "N passed, N failed"
 #   make test-slurm      only the tests under a real (local, one-node) Slurm: tests/scripts/test_slurm.sh
@@ -56,7 +58,7 @@ LIBOBJS  := $(filter-out $(OBJDIR)/obj/main.o,$(OBJS))
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c) $(wildcard tests/mpi/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/%.c=$(OBJDIR)/tests/%)
 
-.PHONY: all deps deps-test run run-rlhf test test-build bench report format format-check clean \
+.PHONY: all deps deps-test run run-rlhf run-prompt test test-build bench report format format-check clean \
         FORCE check-decks fuzz fuzz-build fuzz-seeds test-slurm slurm-start slurm-stop
 all: $(BIN)
 
@@ -164,6 +166,13 @@ run-rlhf: deps
 	tools/mpirun.sh -np $(NP) $(BIN) run input/quickstart-rlhf.yaml $(RUN_FLAGS)
 	@$(PYTHON) analysis/report.py runs/quickstart --compare runs/quickstart-rlhf && \
 	  echo "make run-rlhf: done. RLAIF vs RLHF: runs/quickstart/report/report.md"
+
+run-prompt: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@test -e runs/quickstart/models/policy_rl.gguf || { echo "run-prompt: run 'make run' first"; exit 2; }
+	tools/mpirun.sh -np $(NP) $(BIN) run input/quickstart-prompt.yaml $(RUN_FLAGS)
+	@$(PYTHON) analysis/report.py runs/quickstart-prompt --compare runs/quickstart && \
+	  echo "make run-prompt: done. The paper's prompt vs the likelihood judge: runs/quickstart-prompt/report/report.md"
 
 test: deps-test
 	@$(MAKE) --no-print-directory test-build
