@@ -385,7 +385,8 @@ static int stage_eval_work(run_ctx *ctx, const stage_group *g, const int *judges
         run_summary(ctx, "eval_identical_vs_sft", v[16] / n); /* the same text: a tie */
         if (use_judge) {
             run_summary(ctx, "win_rate_judge_vs_sft", v[9] / v[15]);
-            run_summary(ctx, "eval_judge_same_position", v[10] / v[15]);
+            if (cfg->judge.mode != JUDGE_LIKELIHOOD) /* no positions in that mode */
+                run_summary(ctx, "eval_judge_same_position", v[10] / v[15]);
         }
         run_summary(ctx, "kl_to_sft", v[1] / n);
         run_summary(ctx, "eval_response_tokens_rl", v[2] / n);

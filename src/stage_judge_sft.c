@@ -431,7 +431,8 @@ static int jsft_work(run_ctx *ctx, const stage_group *g, int64_t from_step, rl_e
         if (lead) {
             run_summary(ctx, "judge_alignment_gold", res.agree);
             run_summary(ctx, "judge_alignment_gold_noswap", res.agree_noswap);
-            if (jo.position_debias) run_summary(ctx, "same_position_rate", res.same_pos);
+            if (jo.position_debias && jo.mode == JUDGE_PREFERENCE)
+                run_summary(ctx, "same_position_rate", res.same_pos);
             run_summary(ctx, "judge_eval_pairs", res.n);
             run_summary(ctx, "judge_eval_confidence", res.mean_conf);
             run_summary(ctx, "judge_eval_seconds", log_now() - te);

@@ -440,7 +440,9 @@ static int coord_finish(coord *c, rl_err *e) {
             same += (r->p_ab > 0.5) == (r->p_ba < 0.5);
         }
     }
-    if (nsame > 0) run_summary(ctx, "same_position_rate", same / nsame);
+    /* a likelihood label has no positions: the figure would only count identical responses */
+    if (nsame > 0 && c->ctx->cfg.judge.mode != 2)
+        run_summary(ctx, "same_position_rate", same / nsame);
     run_summary(ctx, "label_confidence_mean", c->n ? conf / (double)c->n : NAN);
     {
         char *cells[3 * HIST_BINS];
